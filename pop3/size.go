@@ -1,0 +1,42 @@
+package pop3
+
+import (
+	"bytes"
+	"io"
+)
+
+// NormalizedSize returns the number of octets that the message read from r
+// occupies on the wire before dot-stuffing, after DotWriter's line-ending
+// normalisation: every LF not preceded by CR becomes CRLF, everything else
+// is sent as is. It is the size POP3 announces in STAT, LIST and the RETR
+// reply (RFC 1939 §5), which must equal what RETR then sends.
+func NormalizedSize(r io.Reader) (int64, error) {
+	var (
+		buf    [32 * 1024]byte
+		size   int64
+		lastCR bool
+	)
+	for {
+		n, err := r.Read(buf[:])
+		chunk := buf[:n]
+		size += int64(n)
+		for len(chunk) > 0 {
+			i := bytes.IndexByte(chunk, '\n')
+			if i < 0 {
+				lastCR = chunk[len(chunk)-1] == '\r'
+				break
+			}
+			if (i == 0 && !lastCR) || (i > 0 && chunk[i-1] != '\r') {
+				size++ // this LF will be sent as CRLF
+			}
+			lastCR = false
+			chunk = chunk[i+1:]
+		}
+		if err == io.EOF {
+			return size, nil
+		}
+		if err != nil {
+			return size, err
+		}
+	}
+}

@@ -1,0 +1,214 @@
+package pop3server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/postoffice-mail/postoffice/auth"
+	"github.com/postoffice-mail/postoffice/pop3"
+	"github.com/postoffice-mail/postoffice/store"
+)
+
+// The AUTHORIZATION state (RFC 1939 §4): USER/PASS, APOP, STLS, and the
+// step into TRANSACTION once the maildrop is open and locked.
+
+// authFailed is the one reply for every rejected login: an unknown user
+// and a wrong password must look the same (RFC 2449 §8.1.2 AUTH code).
+var authFailed = pop3.ErrCode(pop3.CodeAuth, "authentication failed")
+
+// backendTimeout bounds one call into the user database or store.
+const backendTimeout = 30 * time.Second
+
+// plaintextAllowed reports whether credentials may be sent on this
+// connection: over TLS, from loopback, or where the administrator
+// allowed it (RFC 2595 §2.1; RFC 8314 prefers TLS for all mail access).
+func (c *conn) plaintextAllowed() bool {
+	return c.tls || c.loopback || c.srv.cfg.AllowInsecureAuth
+}
+
+var errPlaintextRefused = pop3.ErrCode(pop3.CodeAuth, "plaintext authentication is disabled on unencrypted connections; use STLS or port 995")
+
+func (c *conn) handleUser(cmd pop3.Command) error {
+	if err := wantArgs(cmd, 1, 1); err != nil {
+		return err
+	}
+	if !c.plaintextAllowed() {
+		return errPlaintextRefused
+	}
+	// RFC 1939 §7 allows -ERR for an unknown name, but that would tell
+	// who has an account: accept every name and decide at PASS.
+	c.userArg = cmd.Args[0]
+	return c.ok("send PASS")
+}
+
+func (c *conn) handlePass(cmd pop3.Command) error {
+	if c.userArg == "" {
+		return pop3.Err("send USER first")
+	}
+	if cmd.Rest == "" {
+		return pop3.Err("missing password")
+	}
+	name := c.userArg
+	c.userArg = "" // RFC 1939 §7: after a failure, USER starts over
+	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
+	defer cancel()
+	user, err := c.authenticate(ctx, name, func() (*auth.User, error) {
+		return c.srv.cfg.Auth.Authenticate(ctx, name, cmd.Rest)
+	})
+	if err != nil {
+		return err
+	}
+	return c.openMaildrop(ctx, user)
+}
+
+func (c *conn) handleAPOP(cmd pop3.Command) error {
+	if !c.srv.cfg.APOP {
+		return pop3.Err("APOP is not enabled")
+	}
+	if err := wantArgs(cmd, 2, 2); err != nil {
+		return err
+	}
+	if !c.plaintextAllowed() {
+		return errPlaintextRefused
+	}
+	c.userArg = ""
+	name, digest := cmd.Args[0], cmd.Args[1]
+	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
+	defer cancel()
+	apop := c.srv.cfg.Auth.(auth.APOPAuthenticator) // checked by New
+	user, err := c.authenticate(ctx, name, func() (*auth.User, error) {
+		return apop.AuthenticateAPOP(ctx, name, c.apopStamp, digest)
+	})
+	if err != nil {
+		return err
+	}
+	return c.openMaildrop(ctx, user)
+}
+
+// authenticate runs one credential check with the rules every mechanism
+// shares: invalid names fail like wrong passwords, failures are delayed,
+// and database trouble is a temporary error.
+func (c *conn) authenticate(ctx context.Context, name string, check func() (*auth.User, error)) (*auth.User, error) {
+	var user *auth.User
+	err := auth.ValidUsername(name)
+	if err == nil {
+		user, err = check()
+	} else {
+		err = fmt.Errorf("%w: %v", auth.ErrFailed, err)
+	}
+	switch {
+	case err == nil:
+		c.log = c.log.With("user", user.Name)
+		return user, nil
+	case errors.Is(err, auth.ErrFailed):
+		// One line per failure, stable for fail2ban:
+		// "authentication failed" remote=ADDR user=NAME.
+		c.log.Warn("authentication failed", "user", name)
+		c.pause(c.srv.cfg.AuthFailureDelay)
+		return nil, authFailed
+	default:
+		c.log.Error("user database error", "user", name, "err", err)
+		return nil, pop3.ErrCode(pop3.CodeSysTemp, "user database unavailable, try again later")
+	}
+}
+
+// pause waits d, or less if the server is closing.
+func (c *conn) pause(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.ctx.Done():
+	}
+}
+
+// openMaildrop enters the TRANSACTION state (RFC 1939 §4): it enforces
+// LOGIN-DELAY, then opens and locks the maildrop.
+func (c *conn) openMaildrop(ctx context.Context, user *auth.User) error {
+	// RFC 2449 §8.1.1: LOGIN-DELAY is checked only once the credentials
+	// are right, so it reveals nothing to a guesser.
+	if wait := c.srv.logins.check(user.Name, time.Now()); wait > 0 {
+		return pop3.ErrCode(pop3.CodeLoginDelay, fmt.Sprintf("wait %d more seconds between logins", int(wait.Seconds()+0.999)))
+	}
+	md, err := c.srv.cfg.Store.Open(ctx, store.Account{Name: user.Name, Home: user.Home, Mail: user.Mail})
+	if errors.Is(err, store.ErrInUse) {
+		c.log.Info("maildrop in use")
+		return pop3.ErrCode(pop3.CodeInUse, "maildrop is locked by another session")
+	}
+	if err != nil {
+		c.log.Error("opening maildrop failed", "err", err)
+		return pop3.ErrCode(pop3.CodeSysTemp, "cannot open maildrop, try again later")
+	}
+	c.srv.logins.record(user.Name, time.Now())
+	c.user, c.maildrop, c.state = user, md, transaction
+	c.messages = md.Messages()
+	c.deleted = make([]bool, len(c.messages))
+	c.retrieved = make([]bool, len(c.messages))
+	count, octets := c.totals()
+	c.log.Info("logged in", "messages", count, "octets", octets)
+	return c.ok(fmt.Sprintf("maildrop has %d messages (%d octets)", count, octets))
+}
+
+// handleSTLS upgrades the connection to TLS (RFC 2595 §4).
+func (c *conn) handleSTLS(cmd pop3.Command) error {
+	if err := wantArgs(cmd, 0, 0); err != nil {
+		return err
+	}
+	if c.srv.cfg.TLS == nil {
+		return pop3.Err("STLS is not available")
+	}
+	if c.tls {
+		return pop3.Err("TLS is already active")
+	}
+	// Anything the client sent after STLS in the same packet would be
+	// taken as if it came over TLS (CVE-2011-0411-style injection):
+	// refuse, and drop the connection with the injected commands.
+	if c.r.Buffered() > 0 {
+		c.log.Warn("data after STLS; closing")
+		return &pop3.Error{Text: "data received after STLS", Close: true}
+	}
+	c.ok("begin TLS negotiation")
+	if err := c.w.Flush(); err != nil {
+		return errConnBroken
+	}
+	c.netConn = tls.Server(c.netConn, c.srv.cfg.TLS)
+	c.tls = true
+	if err := c.handshake(); err != nil {
+		c.log.Info("tls handshake failed", "err", err)
+		return errConnBroken
+	}
+	// RFC 2595 §4: forget what was learned before TLS.
+	c.r.Reset(c.netConn)
+	c.w.Reset(deadlineWriter{c})
+	c.userArg = ""
+	return nil
+}
+
+// handshake completes the TLS handshake within the configured time.
+func (c *conn) handshake() error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.TLSHandshakeTimeout)
+	defer cancel()
+	tc := c.netConn.(*tls.Conn)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	st := tc.ConnectionState()
+	c.log = c.log.With("tls_version", tls.VersionName(st.Version))
+	return nil
+}
+
+// handleQuit ends the session. In TRANSACTION it enters UPDATE (RFC 1939
+// §6) and applies the deletions; in AUTHORIZATION it just says goodbye.
+func (c *conn) handleQuit(cmd pop3.Command) error {
+	c.quit = true
+	if c.state != transaction {
+		return c.ok("bye")
+	}
+	return c.update()
+}

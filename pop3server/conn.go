@@ -1,0 +1,347 @@
+package pop3server
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/postoffice-mail/postoffice/auth"
+	"github.com/postoffice-mail/postoffice/pop3"
+	"github.com/postoffice-mail/postoffice/store"
+)
+
+// state is the RFC 1939 session state.
+type state int
+
+const (
+	authorization state = iota
+	transaction
+	update
+)
+
+// ioBufferSize is the read and write buffer of each connection: large
+// enough for a pipelined burst of commands and for streaming messages in
+// few writes, small enough that idle sessions stay cheap.
+const ioBufferSize = 16 * 1024
+
+// conn is one client connection and its POP3 session.
+type conn struct {
+	srv     *Server
+	id      string
+	log     *slog.Logger
+	netConn net.Conn // the socket, or the *tls.Conn over it
+	r       *bufio.Reader
+	w       *bufio.Writer
+	ctx     context.Context
+
+	remote   netip.Addr
+	network  string // the remote address, IPv6 grouped by /64, for limits
+	loopback bool
+	tls      bool
+
+	state      state
+	userArg    string // the USER argument awaiting PASS
+	apopStamp  string // the greeting timestamp, when APOP is enabled
+	quit       bool   // QUIT was answered; end the session
+	badReplies int
+
+	// TRANSACTION state.
+	user      *auth.User
+	maildrop  store.Maildrop
+	messages  []store.MessageInfo
+	deleted   []bool
+	retrieved []bool
+
+	stats sessionStats
+}
+
+// sessionStats feeds the one summary line logged per session.
+type sessionStats struct {
+	commands        int
+	retrieved       int
+	retrievedOctets int64
+	deleted         int
+}
+
+func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
+	c := &conn{
+		srv:     s,
+		id:      fmt.Sprintf("%x", s.nextID.Add(1)),
+		netConn: nc,
+		ctx:     s.ctx,
+	}
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		c.remote = ap.Addr().Unmap()
+	}
+	c.loopback = c.remote.IsLoopback()
+	c.network = networkKey(c.remote)
+	c.log = s.log.With("session", c.id, "remote", c.remote.String())
+	if implicitTLS {
+		c.netConn = tls.Server(nc, s.cfg.TLS)
+		c.tls = true
+	}
+	c.r = bufio.NewReaderSize(c.netConn, ioBufferSize)
+	c.w = bufio.NewWriterSize(deadlineWriter{c}, ioBufferSize)
+	return c
+}
+
+// networkKey groups addresses for the per-address connection limit: one
+// IPv4 address, or one IPv6 /64 (a single host usually owns a whole /64).
+func networkKey(a netip.Addr) string {
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+// deadlineWriter refreshes the write deadline before every write, so a
+// long message to a slow but alive client is not cut while a stalled
+// client is.
+type deadlineWriter struct{ c *conn }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	d.c.netConn.SetWriteDeadline(time.Now().Add(d.c.srv.cfg.WriteTimeout))
+	return d.c.netConn.Write(p)
+}
+
+// serve runs the session to its end.
+func (c *conn) serve() {
+	start := time.Now()
+	defer c.srv.release(c)
+	defer c.netConn.Close()
+	defer c.w.Flush() // the last reply, e.g. to QUIT or an abusive client
+	defer c.closeMaildrop()
+	defer func() {
+		if p := recover(); p != nil {
+			c.srv.panics.Add(1)
+			c.log.Error("panic in session", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	defer func() {
+		c.log.Info("session ended",
+			"user", c.userName(), "tls", c.tls, "duration", time.Since(start).Round(time.Millisecond),
+			"commands", c.stats.commands, "retrieved", c.stats.retrieved,
+			"retrieved_octets", c.stats.retrievedOctets, "deleted", c.stats.deleted,
+			"quit", c.quit)
+	}()
+
+	if c.tls {
+		if err := c.handshake(); err != nil {
+			c.log.Info("tls handshake failed", "err", err)
+			return
+		}
+	}
+	c.writeGreeting()
+	c.loop()
+}
+
+func (c *conn) userName() string {
+	if c.user != nil {
+		return c.user.Name
+	}
+	return ""
+}
+
+func (c *conn) writeGreeting() {
+	greeting := "+OK POP3 server ready"
+	if c.srv.cfg.APOP {
+		// RFC 1939 §7: the timestamp must be unique for every greeting.
+		// Only shown when APOP works: clients such as fdm use APOP
+		// whenever they see one.
+		var nonce [8]byte
+		rand.Read(nonce[:])
+		c.apopStamp = fmt.Sprintf("<%s.%s.%d@%s>", c.id, hex.EncodeToString(nonce[:]), time.Now().Unix(), c.srv.cfg.Hostname)
+		greeting += " " + c.apopStamp
+	}
+	c.writeLine(greeting)
+}
+
+// loop reads and answers commands until QUIT, a disconnect or an error.
+func (c *conn) loop() {
+	for !c.quit {
+		// Answer a pipelined burst (RFC 2449 §6.6) in one write: flush only
+		// when every command already received has been answered.
+		if c.r.Buffered() == 0 {
+			if err := c.w.Flush(); err != nil {
+				return
+			}
+		}
+		c.netConn.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+		line, err := pop3.ReadLine(c.r, c.srv.cfg.MaxLineLength)
+		if errors.Is(err, pop3.ErrLineTooLong) {
+			if !c.reply(pop3.Err(fmt.Sprintf("line too long (limit %d octets)", c.srv.cfg.MaxLineLength))) {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.log.Debug("read failed", "err", err)
+			}
+			return
+		}
+		c.stats.commands++
+		cmd, err := pop3.ParseCommand(line)
+		if err != nil {
+			err = pop3.Err(err.Error())
+		} else {
+			err = c.dispatch(cmd)
+		}
+		if !c.reply(err) {
+			return
+		}
+	}
+}
+
+// reply turns a handler's result into the wire reply: the single place
+// where errors become -ERR lines. Success replies were written by the
+// handler. It reports whether the session goes on.
+func (c *conn) reply(err error) bool {
+	if err == nil {
+		return true
+	}
+	var perr *pop3.Error
+	if !errors.As(err, &perr) {
+		// Internal detail stays in the log, never on the wire.
+		c.log.Error("command failed", "err", err)
+		perr = &pop3.Error{Code: pop3.CodeSysTemp, Text: "internal error", Close: errors.Is(err, errConnBroken)}
+	}
+	if errors.Is(err, errConnBroken) {
+		// The multi-line reply was cut: it cannot be ended honestly.
+		c.log.Warn("closing session after a failed transfer", "err", err)
+		return false
+	}
+	c.badReplies++
+	c.writeLine(perr.Error())
+	if perr.Close {
+		return false
+	}
+	if c.badReplies >= c.srv.cfg.MaxBadCommands {
+		c.writeLine("-ERR too many errors, closing connection")
+		c.log.Warn("error budget exhausted", "errors", c.badReplies)
+		return false
+	}
+	return true
+}
+
+// errConnBroken marks a failure after a positive reply to a multi-line
+// command has started; the only honest way on is to close.
+var errConnBroken = errors.New("transfer interrupted")
+
+// writeLine queues one reply line; the read loop flushes (see loop).
+func (c *conn) writeLine(s string) {
+	c.w.WriteString(s)
+	c.w.WriteString("\r\n")
+}
+
+func (c *conn) ok(text string) error {
+	c.w.WriteString("+OK ")
+	c.w.WriteString(text)
+	c.w.WriteString("\r\n")
+	return nil
+}
+
+// dispatch runs one command: the table of which commands each RFC 1939
+// state allows. Anything else gets -ERR and the session goes on.
+func (c *conn) dispatch(cmd pop3.Command) error {
+	switch c.state {
+	case authorization:
+		switch cmd.Name {
+		case "CAPA":
+			return c.handleCapa(cmd)
+		case "USER":
+			return c.handleUser(cmd)
+		case "PASS":
+			return c.handlePass(cmd)
+		case "APOP":
+			return c.handleAPOP(cmd)
+		case "STLS":
+			return c.handleSTLS(cmd)
+		case "QUIT":
+			return c.handleQuit(cmd)
+		}
+	case transaction:
+		switch cmd.Name {
+		case "CAPA":
+			return c.handleCapa(cmd)
+		case "STAT":
+			return c.handleStat(cmd)
+		case "LIST":
+			return c.handleList(cmd)
+		case "UIDL":
+			return c.handleUidl(cmd)
+		case "RETR":
+			return c.handleRetr(cmd)
+		case "TOP":
+			return c.handleTop(cmd)
+		case "DELE":
+			return c.handleDele(cmd)
+		case "NOOP":
+			return c.handleNoop(cmd)
+		case "RSET":
+			return c.handleRset(cmd)
+		case "QUIT":
+			return c.handleQuit(cmd)
+		}
+	}
+	if knownCommands[cmd.Name] {
+		return pop3.Err(cmd.Name + " is not valid in this state")
+	}
+	return pop3.Err("unknown command")
+}
+
+var knownCommands = map[string]bool{
+	"CAPA": true, "USER": true, "PASS": true, "APOP": true, "STLS": true, "QUIT": true,
+	"STAT": true, "LIST": true, "UIDL": true, "RETR": true, "TOP": true, "DELE": true,
+	"NOOP": true, "RSET": true, "AUTH": true,
+}
+
+// wantArgs checks the argument count of a command.
+func wantArgs(cmd pop3.Command, min, max int) error {
+	if len(cmd.Args) < min || len(cmd.Args) > max {
+		return pop3.Err("wrong number of arguments for " + cmd.Name)
+	}
+	return nil
+}
+
+// parseNumber parses a decimal argument strictly: digits only, no sign,
+// no spaces. Values too large for an int saturate, which is what a line
+// count (TOP n 99999999999) means; message numbers are range-checked by
+// the caller anyway.
+func parseNumber(s string) (int, bool) {
+	if s == "" || len(s) > 40 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil { // only overflow is left
+		return int(^uint(0) >> 1), true
+	}
+	return n, true
+}
+
+func (c *conn) closeMaildrop() {
+	if c.maildrop == nil {
+		return
+	}
+	if err := c.maildrop.Close(); err != nil {
+		c.log.Error("releasing maildrop failed", "err", err)
+	}
+	c.maildrop = nil
+}
