@@ -91,7 +91,7 @@ func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 		c.netConn = tls.Server(nc, s.cfg.TLS)
 		c.tls = true
 	}
-	c.r = bufio.NewReaderSize(c.netConn, ioBufferSize)
+	c.r = bufio.NewReaderSize(c.netConn, max(ioBufferSize, s.cfg.MaxLineLength))
 	c.w = bufio.NewWriterSize(deadlineWriter{c}, ioBufferSize)
 	return c
 }
@@ -130,8 +130,8 @@ func (c *conn) serve() {
 		}
 	}()
 	defer func() {
-		c.log.Info("session ended",
-			"user", c.userName(), "tls", c.tls, "duration", time.Since(start).Round(time.Millisecond),
+		// The logger names the user once logged in.
+		c.log.Info("session ended", "tls", c.tls, "duration", time.Since(start).Round(time.Millisecond),
 			"commands", c.stats.commands, "retrieved", c.stats.retrieved,
 			"retrieved_octets", c.stats.retrievedOctets, "deleted", c.stats.deleted,
 			"quit", c.quit)
@@ -145,13 +145,6 @@ func (c *conn) serve() {
 	}
 	c.writeGreeting()
 	c.loop()
-}
-
-func (c *conn) userName() string {
-	if c.user != nil {
-		return c.user.Name
-	}
-	return ""
 }
 
 func (c *conn) writeGreeting() {

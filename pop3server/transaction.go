@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/pop3"
@@ -141,7 +142,9 @@ func (c *conn) send(i, bodyLines int) error {
 	if bodyLines >= 0 {
 		dst = pop3.NewTopWriter(dw, bodyLines)
 	}
-	n, err := io.Copy(dst, body)
+	buf := copyBuffers.Get().(*[]byte)
+	n, err := io.CopyBuffer(dst, readerOnly{body}, *buf)
+	copyBuffers.Put(buf)
 	whole := err == nil
 	if errors.Is(err, pop3.ErrTopDone) {
 		err = nil
@@ -160,6 +163,14 @@ func (c *conn) send(i, bodyLines int) error {
 	}
 	return nil
 }
+
+// copyBuffers hold the buffers RETR and TOP copy through: shared between
+// sessions, so an idle session costs no copy buffer.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+// readerOnly hides a reader's WriterTo (as *os.File has), which would make
+// io.CopyBuffer ignore the pooled buffer and allocate its own.
+type readerOnly struct{ io.Reader }
 
 func (c *conn) handleDele(cmd pop3.Command) error {
 	if err := wantArgs(cmd, 1, 1); err != nil {
