@@ -1,0 +1,204 @@
+package interop
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The server binary is built once per test run, into binaryDir, which
+// TestMain removes.
+var (
+	binaryDir   string
+	buildOnce   sync.Once
+	binaryPath  string
+	buildFailed error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binaryDir != "" {
+		os.RemoveAll(binaryDir)
+	}
+	os.Exit(code)
+}
+
+// postofficeBinary builds cmd/postoffice from this module, once.
+func postofficeBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+		if err != nil {
+			buildFailed = fmt.Errorf("go env GOMOD: %w", err)
+			return
+		}
+		root := filepath.Dir(strings.TrimSpace(string(gomod)))
+		if binaryDir, err = os.MkdirTemp("", "postoffice-interop-"); err != nil {
+			buildFailed = err
+			return
+		}
+		binaryPath = filepath.Join(binaryDir, "postoffice")
+		build := exec.CommandContext(ctx, "go", "build", "-o", binaryPath, "./cmd/postoffice")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			buildFailed = fmt.Errorf("go build ./cmd/postoffice: %v\n%s", err, out)
+		}
+	})
+	if buildFailed != nil {
+		t.Fatal(buildFailed)
+	}
+	return binaryPath
+}
+
+// startBinary runs "postoffice serve -config FILE" with a configuration
+// written for the site, on two free loopback ports, and stops it with
+// SIGTERM when the test ends: it must then exit 0.
+func startBinary(t *testing.T, s *site, opt options) *server {
+	t.Helper()
+	bin := postofficeBinary(t)
+	// The ports are found free and then given up for the server to
+	// take: another process may take one in between, so retry.
+	for attempt := 1; ; attempt++ {
+		srv, err := tryStartBinary(t, bin, s, opt)
+		if err == nil {
+			return srv
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+	}
+}
+
+var errPortTaken = errors.New("port taken")
+
+func tryStartBinary(t *testing.T, bin string, s *site, opt options) (*server, error) {
+	plainPort, tlsPort := freePort(t), freePort(t)
+	config := filepath.Join(s.dir, "postoffice.toml")
+	err := os.WriteFile(config, fmt.Appendf(nil, `# Written by the interop tests.
+[server]
+hostname = "localhost"
+implementation = "postoffice-interop"
+state_dir = %q
+shutdown_timeout = "10s"
+
+[log]
+level = "debug"
+format = "text"
+
+[pop3]
+listen = ["127.0.0.1:%d"]
+listen_tls = ["127.0.0.1:%d"]
+apop = %t
+
+[tls]
+cert = %q
+key = %q
+
+[users]
+passwd_file = %q
+
+[maildir]
+location = %q
+
+[limits]
+auth_failure_delay = "0s"
+`, filepath.Join(s.dir, "state"), plainPort, tlsPort, opt.apop, s.certFile, s.keyFile, s.passwd,
+		filepath.Join(s.mailRoot, "{user}", "Maildir")), 0o600)
+	if err != nil {
+		return nil, err
+	}
+
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "serve", "-config", config)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// stop ends the server with SIGTERM, a graceful shutdown, or SIGKILL
+	// if that takes too long, and returns how it exited.
+	stop := func() error {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			return errors.New("no exit within 30s of SIGTERM; killed")
+		}
+	}
+
+	srv := &server{
+		plain:  fmt.Sprintf("127.0.0.1:%d", plainPort),
+		tls:    fmt.Sprintf("127.0.0.1:%d", tlsPort),
+		caFile: s.certFile,
+		logs:   logs,
+	}
+	if err := waitGreeting(srv.plain, exited); err != nil {
+		stop()
+		if strings.Contains(logs.String(), "address already in use") {
+			return nil, fmt.Errorf("%w: %s", errPortTaken, logs.String())
+		}
+		return nil, fmt.Errorf("postoffice serve did not start: %v\nconfig %s\nlog:\n%s", err, config, logs.String())
+	}
+	showLogsOnFailure(t, logs)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("postoffice serve after SIGTERM: %v (want exit status 0)", err)
+		}
+	})
+	return srv, nil
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	l := freeLoopbackListener(t)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitGreeting waits until the server at addr sends its greeting, or the
+// process exits, or 20 seconds pass.
+func waitGreeting(addr string, exited <-chan error) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited: %v", err)
+		default:
+		}
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			nc.SetDeadline(time.Now().Add(5 * time.Second))
+			r := bufio.NewReader(nc)
+			line, rerr := r.ReadString('\n')
+			if rerr == nil && strings.HasPrefix(line, "+OK") {
+				// A polite end, so the log shows no error.
+				fmt.Fprintf(nc, "QUIT\r\n")
+				_, rerr = r.ReadString('\n')
+				nc.Close()
+				return rerr
+			}
+			nc.Close()
+			err = fmt.Errorf("greeting %q: %v", line, rerr)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

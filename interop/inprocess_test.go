@@ -1,0 +1,73 @@
+package interop
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postoffice-mail/postoffice/auth/passwdfile"
+	"github.com/postoffice-mail/postoffice/internal/certs"
+	"github.com/postoffice-mail/postoffice/pop3server"
+	"github.com/postoffice-mail/postoffice/store/maildir"
+)
+
+// startInProcess runs the POP3 engine in the test process with the real
+// Maildir store and passwd-file, on two loopback listeners.
+func startInProcess(t *testing.T, s *site, opt options) *server {
+	t.Helper()
+	logs := &syncBuffer{}
+	showLogsOnFailure(t, logs)
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	users, err := passwdfile.Open(s.passwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maildrops, err := maildir.New(maildir.Config{
+		Location: filepath.Join(s.mailRoot, "{user}", "Maildir"),
+		Logger:   logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConfig, err := certs.ServerConfig(s.certFile, s.keyFile, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := pop3server.New(pop3server.Config{
+		Hostname:       "localhost",
+		Auth:           users,
+		Store:          maildrops,
+		TLS:            tlsConfig,
+		Logger:         logger,
+		APOP:           opt.apop,
+		Implementation: "postoffice-interop",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, implicit := freeLoopbackListener(t), freeLoopbackListener(t)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); srv.Serve(plain) }()
+	go func() { defer wg.Done(); srv.ServeTLS(implicit) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v (a client left a session open)", err)
+		}
+		wg.Wait()
+		if n := srv.Panics(); n != 0 {
+			t.Errorf("server recovered %d panics", n)
+		}
+	})
+	return &server{
+		plain:  plain.Addr().String(),
+		tls:    implicit.Addr().String(),
+		caFile: s.certFile,
+		logs:   logs,
+	}
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The project's test command: ./scripts/test.sh
+#
+# Installs the real POP3 clients the interoperability tests drive (Debian
+# packages; only when missing), checks formatting, vets, builds, then runs
+# every test with the race detector and POSTOFFICE_INTEROP=1, under which a
+# test whose client program is missing fails instead of skipping.
+#
+# Runs as root on a fresh Debian 12 (CI runs it from .ci/run with CI=true
+# and no standard input). Without root, the client programs must already be
+# installed.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+# Go as installed on the project's machines, should PATH not have it.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	export PATH="/usr/local/go/bin:$PATH"
+fi
+if ! command -v go >/dev/null 2>&1; then
+	echo "test.sh: go is not installed" >&2
+	exit 1
+fi
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# Debian packages the tests need, each with a command that shows it is
+# there ("" = ask dpkg).
+declare -A needs=(
+	[fetchmail]=fetchmail
+	[mpop]=mpop
+	[curl]=curl
+	[python3]=python3
+	[ca-certificates]=""
+)
+
+missing=()
+for pkg in "${!needs[@]}"; do
+	cmd=${needs[$pkg]}
+	if [ -n "$cmd" ]; then
+		command -v "$cmd" >/dev/null 2>&1 && continue
+	else
+		dpkg -s "$pkg" >/dev/null 2>&1 && continue
+	fi
+	missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	step "installing ${missing[*]}"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "test.sh: missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt_opts=(-o DPkg::Lock::Timeout=300 -q)
+	# A fresh machine may have no package lists at all.
+	apt-get "${apt_opts[@]}" update </dev/null
+	apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+step "gofmt"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "test.sh: these files need gofmt:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "go build"
+go build ./...
+
+step "go test"
+# -count=1: the interop tests depend on programs outside the build cache's
+# view, so results must never be cached.
+POSTOFFICE_INTEROP=1 go test -race -count=1 -timeout 12m ./...
