@@ -1,0 +1,328 @@
+package maildir
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The index is a small text file in the maildir root that remembers what
+// would be expensive or impossible to learn again from the files: each
+// message's permanent unique id, its CRLF size, when it arrived and when it
+// was first retrieved. It is keyed by base name (see fileName), which
+// survives other programs moving a file from new/ to cur/ or changing its
+// flags.
+//
+// Format, version 1 (one record per line, LF-terminated, fields separated
+// by one space, numbers in decimal):
+//
+//	postoffice-maildir-index 1
+//	uidvalidity <n>
+//	nextuid <n>
+//	<uid> <vsize> <received> <first-retrieved> <base name>
+//	...
+//
+// uidvalidity is fixed when the index is created (the Unix time then);
+// nextuid only ever grows, so a uid is never handed out twice, even after
+// its message and record are gone. received and first-retrieved are Unix
+// seconds, first-retrieved 0 meaning never. The base name comes last so it
+// may hold any byte except LF, CR, NUL, '/' and ':'. Records are in
+// ascending uid order, and the whole file is replaced atomically (see
+// writeIndex).
+const (
+	indexFile    = "postoffice-index"
+	indexMagic   = "postoffice-maildir-index"
+	indexVersion = 1
+)
+
+// maxNumber bounds every number in the index, far above any real uid,
+// size or time, so that nextuid cannot overflow and sizes fit an int64.
+const maxNumber = 1 << 62
+
+// index is the parsed index file.
+type index struct {
+	uidValidity uint64
+	nextUID     uint64
+	entries     map[string]*entry // by base name
+}
+
+// entry is one message's record.
+type entry struct {
+	uid            uint64
+	vsize          int64
+	received       int64 // Unix seconds
+	firstRetrieved int64 // Unix seconds, 0 = never
+	base           string
+}
+
+// newIndex returns the index of a maildrop that had none.
+func newIndex(uidValidity uint64) *index {
+	return &index{uidValidity: uidValidity, nextUID: 1, entries: make(map[string]*entry)}
+}
+
+// uniqueID is the POP3 unique id of uid: Dovecot's default
+// pop3_uidl_format "%08Xu%08Xv", so that a maildrop moved between
+// postoffice and Dovecot can keep its ids. It writes the hex digits by hand
+// because it runs once per message at every login.
+func (ix *index) uniqueID(uid uint64) string {
+	var buf [32]byte
+	b := appendHex8(buf[:0], uid)
+	b = appendHex8(b, ix.uidValidity)
+	return string(b)
+}
+
+// appendHex8 appends n as upper-case hex, zero-padded to 8 digits (like
+// "%08X").
+func appendHex8(b []byte, n uint64) []byte {
+	const digits = "0123456789ABCDEF"
+	var tmp [16]byte
+	i := len(tmp)
+	for n > 0 || i > len(tmp)-8 {
+		i--
+		tmp[i] = digits[n&0xF]
+		n >>= 4
+	}
+	return append(b, tmp[i:]...)
+}
+
+// validBase reports whether a base name can be stored in the index (and is
+// a plausible file name at all).
+func validBase(base string) bool {
+	return base != "" && base != "." && base != ".." && !strings.ContainsAny(base, "\n\r\x00/:")
+}
+
+// parseIndex reads an index file. It rejects anything it did not write:
+// silently rebuilding a damaged index would change every unique id and make
+// leave-on-server clients download the whole maildrop again, so damage is
+// an error for an administrator to look at (deleting the file rebuilds it,
+// with new ids).
+func parseIndex(data string) (*index, error) {
+	line, data, _ := strings.Cut(data, "\n")
+	magic, version, _ := strings.Cut(line, " ")
+	if magic != indexMagic {
+		return nil, errors.New("not a postoffice index file")
+	}
+	if version != strconv.Itoa(indexVersion) {
+		return nil, fmt.Errorf("unsupported index version %q", version)
+	}
+	// Sized up front: at 100,000 messages, growing the map is a good part
+	// of the load time.
+	ix := &index{entries: make(map[string]*entry, strings.Count(data, "\n"))}
+	var err error
+	if ix.uidValidity, data, err = headerField(data, "uidvalidity"); err != nil {
+		return nil, err
+	}
+	if ix.nextUID, data, err = headerField(data, "nextuid"); err != nil {
+		return nil, err
+	}
+	if ix.nextUID == 0 || ix.nextUID > maxNumber {
+		return nil, fmt.Errorf("bad nextuid %d", ix.nextUID)
+	}
+	var lastUID uint64
+	for lineNo := 4; data != ""; lineNo++ {
+		var ok bool
+		line, data, ok = strings.Cut(data, "\n")
+		if !ok {
+			return nil, fmt.Errorf("line %d: truncated", lineNo)
+		}
+		e, err := parseEntry(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+		}
+		// Records are in uid order, which also rules out duplicates.
+		if e.uid <= lastUID {
+			return nil, fmt.Errorf("line %d: uid %d out of order", lineNo, e.uid)
+		}
+		lastUID = e.uid
+		if ix.entries[e.base] != nil {
+			return nil, fmt.Errorf("line %d: duplicate base name %q", lineNo, e.base)
+		}
+		ix.entries[e.base] = e
+		// Never hand out a uid that is in use, even if the counter was
+		// damaged.
+		if e.uid >= ix.nextUID {
+			ix.nextUID = e.uid + 1
+		}
+	}
+	return ix, nil
+}
+
+// headerField reads a "name <number>" header line.
+func headerField(data, name string) (uint64, string, error) {
+	line, rest, ok := strings.Cut(data, "\n")
+	value, found := strings.CutPrefix(line, name+" ")
+	if !ok || !found {
+		return 0, "", fmt.Errorf("missing %s line", name)
+	}
+	n, err := parseUint(value)
+	if err != nil {
+		return 0, "", fmt.Errorf("bad %s: %w", name, err)
+	}
+	return n, rest, nil
+}
+
+// parseEntry reads "<uid> <vsize> <received> <first-retrieved> <base>".
+func parseEntry(line string) (*entry, error) {
+	var nums [4]uint64
+	for i := range nums {
+		field, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			return nil, errors.New("too few fields")
+		}
+		n, err := parseUint(field)
+		if err != nil || n > maxNumber {
+			return nil, fmt.Errorf("bad number %q", field)
+		}
+		nums[i], line = n, rest
+	}
+	if nums[0] == 0 {
+		return nil, errors.New("uid 0")
+	}
+	if !validBase(line) {
+		return nil, fmt.Errorf("bad base name %q", line)
+	}
+	return &entry{
+		uid:            nums[0],
+		vsize:          int64(nums[1]),
+		received:       int64(nums[2]),
+		firstRetrieved: int64(nums[3]),
+		base:           line,
+	}, nil
+}
+
+// parseUint reads a plain decimal number: digits only, so that the file
+// has exactly one spelling of each value and round-trips.
+func parseUint(s string) (uint64, error) {
+	if s == "" || (len(s) > 1 && s[0] == '0') {
+		return 0, fmt.Errorf("bad number %q", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return 0, fmt.Errorf("bad number %q", s)
+		}
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// marshal writes the index in its file format, records in uid order.
+func (ix *index) marshal() []byte {
+	sorted := make([]*entry, 0, len(ix.entries))
+	for _, e := range ix.entries {
+		sorted = append(sorted, e)
+	}
+	slices.SortFunc(sorted, func(a, b *entry) int { return cmpUint(a.uid, b.uid) })
+
+	b := make([]byte, 0, 64+len(sorted)*80)
+	b = append(b, indexMagic+" "...)
+	b = strconv.AppendInt(b, indexVersion, 10)
+	b = append(b, "\nuidvalidity "...)
+	b = strconv.AppendUint(b, ix.uidValidity, 10)
+	b = append(b, "\nnextuid "...)
+	b = strconv.AppendUint(b, ix.nextUID, 10)
+	b = append(b, '\n')
+	for _, e := range sorted {
+		b = strconv.AppendUint(b, e.uid, 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, e.vsize, 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, e.received, 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, e.firstRetrieved, 10)
+		b = append(b, ' ')
+		b = append(b, e.base...)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// loadIndex reads the maildrop's index, or returns nil if it has none yet.
+func loadIndex(root *os.Root) (*index, error) {
+	data, err := root.ReadFile(indexFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read index: %w", err)
+	}
+	ix, err := parseIndex(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", root.Name()+"/"+indexFile, err)
+	}
+	return ix, nil
+}
+
+// writeIndex replaces the index file atomically: the new content goes to a
+// temporary file that is synced and then renamed over the old one, and the
+// directory is synced so the rename itself is durable. A crash leaves
+// either the old index or the new one, never a mix — which matters because
+// a lost index would change every unique id.
+func writeIndex(root *os.Root, ix *index) error {
+	token, err := randomToken()
+	if err != nil {
+		return err
+	}
+	tmp := indexFile + ".tmp-" + token
+	if err := writeNewFile(root, tmp, ix.marshal(), true); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	if err := root.Rename(tmp, indexFile); err != nil {
+		root.Remove(tmp)
+		return fmt.Errorf("write index: %w", err)
+	}
+	if err := syncDir(root, "."); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	return nil
+}
+
+// writeNewFile creates name, which must not exist, and writes data,
+// syncing it to stable storage if durable is set. Creation fails with an
+// error wrapping fs.ErrExist if the file exists; after any later failure
+// the file is removed again.
+func writeNewFile(root *os.Root, name string, data []byte, durable bool) error {
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil && durable {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		root.Remove(name)
+	}
+	return err
+}
+
+// syncDir makes a directory's entries (created or renamed files) durable.
+func syncDir(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}

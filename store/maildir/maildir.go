@@ -1,0 +1,150 @@
+// Package maildir stores POP3 maildrops in Maildir directories, the format
+// that Postfix (home_mailbox = Maildir/), procmail, Exim and Dovecot write
+// and read, so postoffice can serve mail those programs deliver and they
+// can read what postoffice delivers.
+//
+// A maildrop is a directory with new/, cur/ and tmp/ subdirectories, one
+// file per message. Next to them this package keeps files of its own: an
+// index ("postoffice-index", a small text file, see index.go for the
+// format) that holds each message's permanent unique id, CRLF size,
+// arrival and first retrieval time, so that a login reads no message
+// bodies; the session lock ("postoffice-pop3.lock", a lease, see lock.go);
+// and an empty "postoffice-pop3.lock.guard" whose flock serialises lock
+// takeovers.
+//
+// Unique ids have Dovecot's default form (pop3_uidl_format %08Xu%08Xv: the
+// message's uid and the maildrop's UIDVALIDITY in hex), which eases
+// migrations in either direction.
+//
+// Other programs may deliver, move (new/ to cur/), re-flag or delete
+// messages at any time, also during a POP3 session: a message is known by
+// its base name, which those operations keep, and a session's snapshot
+// stays valid whatever happens to the files.
+//
+// Delivery (Store.Deliver) never touches the index or the lock, so it
+// never waits for a POP3 session: it only writes the file, the Maildir
+// way. The unique id is assigned at the next Open, in order of arrival.
+package maildir
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/postoffice-mail/postoffice/store"
+)
+
+// Config configures a Store.
+type Config struct {
+	// Location is where a user's maildrop is: an absolute path template
+	// with the placeholders {user} (the login name), {localpart} and
+	// {domain} (the name split at its last '@'; {domain} is empty if there
+	// is none) and {home} (the account's home directory, only at the
+	// start; "~" means the same). Dovecot's %u, %n, %d, %h and %% may be
+	// used as well. Empty means DefaultLocation, "{home}/Maildir". A
+	// Dovecot mail_location such as "maildir:~/Maildir:LAYOUT=fs" is
+	// accepted; its options are ignored.
+	//
+	// A path segment that a placeholder leaves empty, "." or ".." is
+	// refused (so "/var/vmail/{domain}/{localpart}" refuses users without
+	// a domain), as is a substituted value with '/', '' or NUL.
+	//
+	// An account's own Mail field (store.Account.Mail), when set, replaces
+	// the template for that account, with the same syntax.
+	Location string
+	// LockLease is how long a session lock lasts without renewal before
+	// another session may take it over; zero means DefaultLockLease. The
+	// holder renews it every LockLease/3.
+	LockLease time.Duration
+	// Logger receives lock takeovers, skipped files and similar events;
+	// nil discards them.
+	Logger *slog.Logger
+	// Hostname names this host in delivered file names and in lock files
+	// (where it decides whether the holder's pid can be checked). Empty
+	// means os.Hostname.
+	Hostname string
+}
+
+// Store is the Maildir store. It implements store.Store and
+// store.Deliverer and is safe for concurrent use.
+type Store struct {
+	location  *location
+	lockLease time.Duration
+	logger    *slog.Logger
+	hostname  string
+}
+
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.Deliverer = (*Store)(nil)
+)
+
+// New returns a Store for cfg, or an error if the location template is
+// invalid (not absolute, unknown placeholder, unsupported format).
+func New(cfg Config) (*Store, error) {
+	tmpl := cfg.Location
+	if tmpl == "" {
+		tmpl = DefaultLocation
+	}
+	tmpl, err := translateDovecot(tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("maildir store: location: %w", err)
+	}
+	loc, err := parseLocation(tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("maildir store: %w", err)
+	}
+	s := &Store{location: loc, lockLease: cfg.LockLease, logger: cfg.Logger, hostname: cfg.Hostname}
+	if s.lockLease == 0 {
+		s.lockLease = DefaultLockLease
+	}
+	if s.lockLease < 0 {
+		return nil, errors.New("maildir store: negative lock lease")
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.hostname == "" {
+		if s.hostname, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("maildir store: %w", err)
+		}
+	}
+	// The host name goes into one-line fields of the lock file.
+	if s.hostname == "" || strings.ContainsAny(s.hostname, " \t\r\n\x00") {
+		return nil, fmt.Errorf("maildir store: unusable host name %q", s.hostname)
+	}
+	return s, nil
+}
+
+// Maildir subdirectories (http://cr.yp.to/proto/maildir.html).
+const (
+	dirNew = "new"
+	dirCur = "cur"
+	dirTmp = "tmp"
+)
+
+// openMaildir opens the maildrop directory, creating it and its
+// subdirectories (mode 0700: mail is private) if needed, as Dovecot does on
+// first use. All later file access goes through the returned os.Root, so
+// no file name from a directory listing or a symbolic link in the maildir
+// can reach outside it (design invariant 7).
+func openMaildir(dir string) (*os.Root, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create maildir: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open maildir: %w", err)
+	}
+	for _, sub := range []string{dirNew, dirCur, dirTmp} {
+		if err := root.Mkdir(sub, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			root.Close()
+			return nil, fmt.Errorf("create maildir: %w", err)
+		}
+	}
+	return root, nil
+}

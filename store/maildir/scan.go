@@ -1,0 +1,158 @@
+package maildir
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/postoffice-mail/postoffice/pop3"
+)
+
+// msgFile is where a message's file is, as last seen.
+type msgFile struct {
+	base string // the message's identity (see fileName)
+	name string // the full file name, with flags
+	cur  bool   // in cur/ rather than new/
+}
+
+// path is the file's name relative to the maildir root.
+func (f msgFile) path() string {
+	if f.cur {
+		return dirCur + "/" + f.name
+	}
+	return dirNew + "/" + f.name
+}
+
+// scan lists the messages in new/ and cur/ by base name.
+//
+// It reads new/ before cur/: a message that another program moves from
+// new/ to cur/ meanwhile is then seen at least once (twice at worst, and
+// the cur/ name wins), never missed.
+func (s *Store) scan(root *os.Root, dir string) (map[string]msgFile, error) {
+	files := make(map[string]msgFile)
+	for _, cur := range []bool{false, true} {
+		if err := s.scanDir(root, dir, cur, files); err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+// scanDir adds the messages of new/ or cur/ to files.
+func (s *Store) scanDir(root *os.Root, dir string, cur bool, files map[string]msgFile) error {
+	sub := dirNew
+	if cur {
+		sub = dirCur
+	}
+	d, err := root.Open(sub)
+	if err != nil {
+		return fmt.Errorf("scan maildir: %w", err)
+	}
+	// Names only: no sort, and no stat per entry even on file systems
+	// whose directory entries do not carry the file type. Whether an
+	// entry is a regular file is checked once, when it is new (describe);
+	// known messages were regular files when they were indexed, and
+	// openFile checks again.
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("scan maildir %s: %w", sub, err)
+	}
+	for _, name := range names {
+		// Dot-files are not messages (maildir convention).
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		base, _, _ := strings.Cut(name, ":")
+		if !validBase(base) {
+			s.logger.Warn("ignoring maildir file with an unusable name", "maildir", dir, "file", sub+"/"+name)
+			continue
+		}
+		if old, dup := files[base]; dup && old.cur == cur {
+			s.logger.Warn("two maildir files with one base name; using one", "maildir", dir,
+				"file", sub+"/"+name, "other", old.path())
+		}
+		files[base] = msgFile{base: base, name: name, cur: cur}
+	}
+	return nil
+}
+
+// freshMessage is a file that the index does not know yet.
+type freshMessage struct {
+	file     msgFile
+	received int64
+	vsize    int64
+}
+
+// describe checks that a file the index does not know yet is a message
+// and learns its arrival time and CRLF size: from its name if it says
+// (Dovecot and this package write ",W="; almost every deliverer starts the
+// name with the time), else from the file. ok is false if it is not a
+// message (not a regular file: a directory, a FIFO that would block a
+// reader, a symbolic link that might point anywhere) or has gone since the
+// scan.
+func (s *Store) describe(root *os.Root, dir string, f msgFile) (fresh freshMessage, ok bool) {
+	info, err := root.Lstat(f.path())
+	if err != nil {
+		if !os.IsNotExist(err) {
+			s.logger.Error("cannot stat new message; skipping it", "maildir", dir, "file", f.path(), "err", err)
+		}
+		return fresh, false
+	}
+	if !info.Mode().IsRegular() {
+		return fresh, false
+	}
+	fn := parseName(f.name)
+	fresh = freshMessage{file: f, received: fn.received, vsize: fn.vsize}
+	if fresh.received <= 0 {
+		fresh.received = info.ModTime().Unix()
+	}
+	if fn.size >= 0 && fn.vsize >= 0 && fn.vsize < fn.size {
+		fresh.vsize = -1 // CRLF can only add octets: W= is wrong
+	}
+	if fresh.vsize >= 0 {
+		return fresh, true
+	}
+	// Once per message: the size goes into the index.
+	file, err := root.Open(f.path())
+	if err != nil {
+		if !os.IsNotExist(err) {
+			s.logger.Error("cannot read new message; skipping it", "maildir", dir, "file", f.path(), "err", err)
+		}
+		return fresh, false
+	}
+	defer file.Close()
+	if fresh.vsize, err = pop3.NormalizedSize(file); err != nil {
+		s.logger.Error("cannot read new message; skipping it", "maildir", dir, "file", f.path(), "err", err)
+		return fresh, false
+	}
+	return fresh, true
+}
+
+// cleanTmp removes files that have sat in tmp/ for more than 36 hours:
+// deliveries that crashed half-way. The Maildir specification asks readers
+// to do it, with that age.
+func (s *Store) cleanTmp(root *os.Root, dir string) {
+	d, err := root.Open(dirTmp)
+	if err != nil {
+		return
+	}
+	entries, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < 36*time.Hour {
+			continue
+		}
+		if err := root.Remove(dirTmp + "/" + e.Name()); err == nil {
+			s.logger.Info("removed abandoned delivery from tmp/", "maildir", dir, "file", e.Name())
+		}
+	}
+}

@@ -1,0 +1,252 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/postoffice-mail/postoffice/store"
+)
+
+// errClosed is returned by a maildrop's methods after Close.
+var errClosed = errors.New("maildrop already closed")
+
+// maildrop is one locked maildrop, open for a session. It implements
+// store.Maildrop.
+type maildrop struct {
+	store *Store
+	root  *os.Root
+	dir   string
+	lease *lease
+	infos []store.MessageInfo // the snapshot; never changes
+
+	mu     sync.Mutex // guards everything below; methods may be called from several goroutines
+	index  *index
+	files  []msgFile // where each snapshot message's file was last seen
+	gone   []bool    // messages known to have been removed by another program
+	closed bool
+}
+
+// Messages implements store.Maildrop.
+func (md *maildrop) Messages() []store.MessageInfo { return md.infos }
+
+// Open implements store.Maildrop. If the file has been moved or renamed
+// (new/ to cur/, flags changed) since the snapshot, it is found again by
+// base name.
+func (md *maildrop) Open(ctx context.Context, index int) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	if err := md.usable(index); err != nil {
+		return nil, fmt.Errorf("open message %d: %w", index, err)
+	}
+	f, err := md.openFile(index)
+	if err != nil {
+		return nil, fmt.Errorf("open message %d of %s: %w", index, md.dir, err)
+	}
+	return f, nil
+}
+
+// usable checks that the maildrop is open and index is in the snapshot.
+func (md *maildrop) usable(index int) error {
+	if md.closed {
+		return errClosed
+	}
+	if index < 0 || index >= len(md.infos) {
+		return fmt.Errorf("index out of range [0,%d)", len(md.infos))
+	}
+	return nil
+}
+
+// openFile opens a message's file, looking for it again once if it is not
+// where it was.
+func (md *maildrop) openFile(i int) (*os.File, error) {
+	if md.gone[i] {
+		return nil, store.ErrNoSuchMessage
+	}
+	f, err := md.root.Open(md.files[i].path())
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := md.relocate(); err != nil {
+			return nil, err
+		}
+		if md.gone[i] {
+			return nil, store.ErrNoSuchMessage
+		}
+		f, err = md.root.Open(md.files[i].path())
+		if errors.Is(err, fs.ErrNotExist) {
+			md.gone[i] = true
+			return nil, store.ErrNoSuchMessage
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Something other than a regular file (replaced since the scan)
+	// would not be a message, and a FIFO would block the reader.
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		f.Close()
+		return nil, store.ErrNoSuchMessage
+	}
+	return f, nil
+}
+
+// relocate lists new/ and cur/ again and updates where each message of
+// the snapshot is. One listing finds every moved file, so a session whose
+// messages an IMAP client moved all at once rescans once, not per message.
+func (md *maildrop) relocate() error {
+	files, err := md.store.scan(md.root, md.dir)
+	if err != nil {
+		return err
+	}
+	for i, f := range md.files {
+		if now, ok := files[f.base]; ok {
+			md.files[i] = now
+		} else {
+			md.gone[i] = true
+		}
+	}
+	return nil
+}
+
+// Commit implements store.Maildrop (the RFC 1939 §6 UPDATE state). It
+// removes the deleted messages' files, makes the removals durable, then
+// updates the index once: deleted messages leave it, retrieved ones get
+// their first retrieval time if they had none.
+//
+// The order matters: if the index lost a message's record while the file
+// survived a crash, the message would come back under a new unique id and
+// be downloaded again. A message that is already gone counts as removed;
+// its record is dropped by the next Open, which checks it is really gone.
+func (md *maildrop) Commit(ctx context.Context, deleted, retrieved []int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	if md.closed {
+		return fmt.Errorf("commit %s: %w", md.dir, errClosed)
+	}
+	for _, list := range [][]int{deleted, retrieved} {
+		for _, i := range list {
+			if err := md.usable(i); err != nil {
+				return fmt.Errorf("commit %s: message %d: %w", md.dir, i, err)
+			}
+		}
+	}
+	// Never change a maildrop whose lock another session has taken over.
+	if err := md.lease.check(); err != nil {
+		return fmt.Errorf("commit %s: %w", md.dir, err)
+	}
+
+	changed := false
+	now := time.Now().Unix()
+	for _, i := range retrieved {
+		if e := md.index.entries[md.files[i].base]; e != nil && e.firstRetrieved == 0 {
+			e.firstRetrieved = now
+			changed = true
+		}
+	}
+
+	var (
+		removed   []string
+		failed    []error
+		relocated bool
+		done      = make(map[int]bool, len(deleted))
+	)
+	for _, i := range deleted {
+		if done[i] {
+			continue
+		}
+		done[i] = true
+		ok, err := md.removeFile(i, &relocated)
+		switch {
+		case err != nil:
+			failed = append(failed, err)
+		case ok:
+			removed = append(removed, md.files[i].base)
+		}
+	}
+	var errs []error
+	if len(failed) > 0 {
+		errs = append(errs, fmt.Errorf("%d of %d deletions failed: %w", len(failed), len(done), errors.Join(failed...)))
+	}
+	if len(removed) > 0 {
+		if err := md.syncMessageDirs(); err != nil {
+			// Not durable: keep the records, the next Open drops those
+			// whose files are really gone.
+			errs = append(errs, fmt.Errorf("deletions may not be durable: %w", err))
+		} else {
+			for _, base := range removed {
+				delete(md.index.entries, base)
+			}
+			changed = true
+		}
+	}
+	if changed {
+		// If this fails, the old index stays: removed messages are
+		// dropped from it by the next Open, but first retrieval times of
+		// this session are lost.
+		if err := writeIndex(md.root, md.index); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("commit %s: %w", md.dir, errors.Join(errs...))
+	}
+	return nil
+}
+
+// removeFile unlinks message i's file. It reports false, nil if the file
+// is already gone (after looking for a moved file once per Commit).
+func (md *maildrop) removeFile(i int, relocated *bool) (bool, error) {
+	if md.gone[i] {
+		return false, nil
+	}
+	err := md.root.Remove(md.files[i].path())
+	if errors.Is(err, fs.ErrNotExist) && !*relocated {
+		*relocated = true
+		if err := md.relocate(); err != nil {
+			return false, err
+		}
+		if md.gone[i] {
+			return false, nil
+		}
+		err = md.root.Remove(md.files[i].path())
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("remove %s: %w", md.files[i].path(), err)
+	}
+	return true, nil
+}
+
+// syncMessageDirs makes unlinks in new/ and cur/ durable.
+func (md *maildrop) syncMessageDirs() error {
+	return errors.Join(syncDir(md.root, dirNew), syncDir(md.root, dirCur))
+}
+
+// Close implements store.Maildrop: it releases the lock. Without a Commit
+// nothing was changed (RFC 1939 §6). A second Close does nothing.
+func (md *maildrop) Close() error {
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	if md.closed {
+		return nil
+	}
+	md.closed = true
+	err := md.lease.release(context.Background())
+	md.root.Close()
+	if err != nil {
+		return fmt.Errorf("close %s: %w", md.dir, err)
+	}
+	return nil
+}
