@@ -1,0 +1,87 @@
+// Command postoffice is the POP3 server and its tools, in one binary:
+//
+//	postoffice serve -config FILE      run the server
+//	postoffice quickstart [-dir DIR]   a demo server on loopback, ready for curl
+//	postoffice user add|passwd|del|list  edit the passwd-file
+//
+// Each subcommand only parses flags and wires packages together.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit codes, from sysexits.h where one fits.
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 64 // EX_USAGE
+	exitNoUser   = 67 // EX_NOUSER
+	exitSoftware = 70 // EX_SOFTWARE
+	exitTempFail = 75 // EX_TEMPFAIL
+	exitConfig   = 78 // EX_CONFIG
+)
+
+// exitError carries a message and an exit code up to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func fail(code int, format string, args ...any) error {
+	return &exitError{code: code, err: fmt.Errorf(format, args...)}
+}
+
+var subcommands = []struct {
+	name, summary string
+	run           func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
+}{
+	{"serve", "run the POP3 server", runServe},
+	{"quickstart", "run a demo server on loopback with a demo user", runQuickstart},
+	{"user", "add, change, delete or list users in the passwd-file", runUser},
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, sc := range subcommands {
+		if sc.name == args[0] {
+			err := sc.run(args[1:], stdin, stdout, stderr)
+			if err == nil {
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "postoffice %s: %v\n", sc.name, err)
+			var ee *exitError
+			if errors.As(err, &ee) {
+				return ee.code
+			}
+			return exitFailure
+		}
+	}
+	fmt.Fprintf(stderr, "postoffice: unknown command %q\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: postoffice <command> [flags]\n\ncommands:")
+	for _, sc := range subcommands {
+		fmt.Fprintf(w, "  %-11s %s\n", sc.name, sc.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'postoffice <command> -h' for a command's flags.")
+}

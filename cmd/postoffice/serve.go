@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/postoffice-mail/postoffice/auth/passwdfile"
+	"github.com/postoffice-mail/postoffice/config"
+	"github.com/postoffice-mail/postoffice/internal/certs"
+	"github.com/postoffice-mail/postoffice/pop3server"
+	"github.com/postoffice-mail/postoffice/store/maildir"
+)
+
+func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "/etc/postoffice/postoffice.toml", "configuration `file`")
+	if err := fs.Parse(args); err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	cfg, err := config.Load(*configFile)
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return serve(ctx, cfg, stderr, nil)
+}
+
+// serve runs the server described by cfg until ctx is done, then shuts
+// down gracefully. ready, if set, is called with the bound addresses once
+// every listener is open.
+func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func(plain, tls []net.Addr)) error {
+	logger, closeLog, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	defer closeLog()
+
+	srv, err := newServer(cfg, logger)
+	if err != nil {
+		return err
+	}
+	plain, err := listenAll(cfg.POP3.Listen)
+	if err != nil {
+		return err
+	}
+	secure, err := listenAll(cfg.POP3.ListenTLS)
+	if err != nil {
+		closeAll(plain)
+		return err
+	}
+	if len(plain)+len(secure) == 0 {
+		return fail(exitConfig, "no listeners: set pop3.listen or pop3.listen_tls")
+	}
+
+	errc := make(chan error, len(plain)+len(secure))
+	for _, l := range plain {
+		logger.Info("listening", "addr", l.Addr().String(), "tls", "stls")
+		go func() { errc <- srv.Serve(l) }()
+	}
+	for _, l := range secure {
+		logger.Info("listening", "addr", l.Addr().String(), "tls", "implicit")
+		go func() { errc <- srv.ServeTLS(l) }()
+	}
+	if ready != nil {
+		ready(addrs(plain), addrs(secure))
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout.Duration)
+	case serveErr = <-errc:
+		logger.Error("listener failed", "err", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("sessions cut at the shutdown deadline", "err", err)
+	}
+	logger.Info("stopped")
+	if serveErr != nil && !errors.Is(serveErr, pop3server.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+// newServer wires the user database, the store and TLS into the engine.
+func newServer(cfg *config.Config, logger *slog.Logger) (*pop3server.Server, error) {
+	users, err := passwdfile.Open(cfg.Users.PasswdFile)
+	if err != nil {
+		return nil, fail(exitConfig, "users: %v", err)
+	}
+	mail, err := maildir.New(maildir.Config{
+		Location:  cfg.Maildir.Location,
+		LockLease: cfg.Maildir.LockLease.Duration,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, fail(exitConfig, "maildir: %v", err)
+	}
+	scfg := pop3server.Config{
+		Hostname:            cfg.Server.Hostname,
+		Implementation:      cfg.Server.Implementation,
+		Auth:                users,
+		Store:               mail,
+		Logger:              logger,
+		AllowInsecureAuth:   cfg.POP3.AllowInsecureAuth,
+		APOP:                cfg.POP3.APOP,
+		LoginDelay:          cfg.POP3.LoginDelay.Duration,
+		MaxConnections:      cfg.Limits.MaxConnections,
+		MaxConnectionsPerIP: cfg.Limits.MaxConnectionsPerIP,
+		MaxLineLength:       cfg.Limits.MaxLineLength,
+		MaxBadCommands:      cfg.Limits.MaxBadCommands,
+		IdleTimeout:         cfg.Limits.IdleTimeout.Duration,
+		WriteTimeout:        cfg.Limits.WriteTimeout.Duration,
+		TLSHandshakeTimeout: cfg.Limits.TLSHandshakeTimeout.Duration,
+		AuthFailureDelay:    cfg.Limits.AuthFailureDelay.Duration,
+	}
+	if cfg.Limits.AuthFailureDelay.Duration == 0 {
+		scfg.AuthFailureDelay = -1 // configured off
+	}
+	scfg.ExpireDays, scfg.ExpireSet = cfg.ExpireDays()
+	if cfg.TLS.Cert != "" {
+		scfg.TLS, err = certs.ServerConfig(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLSMinVersion())
+		if err != nil {
+			return nil, fail(exitConfig, "tls: %v", err)
+		}
+	}
+	srv, err := pop3server.New(scfg)
+	if err != nil {
+		return nil, fail(exitConfig, "%v", err)
+	}
+	return srv, nil
+}
+
+func newLogger(cfg config.Log, stderr io.Writer) (*slog.Logger, func(), error) {
+	out, closeFn := stderr, func() {}
+	if cfg.File != "" {
+		f, err := os.OpenFile(cfg.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log file: %w", err)
+		}
+		out, closeFn = f, func() { f.Close() }
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
+		return nil, nil, fmt.Errorf("log level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(cfg.Format, "json") {
+		return slog.New(slog.NewJSONHandler(out, opts)), closeFn, nil
+	}
+	return slog.New(slog.NewTextHandler(out, opts)), closeFn, nil
+}
+
+func listenAll(addrs []string) ([]net.Listener, error) {
+	var ls []net.Listener
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			closeAll(ls)
+			return nil, fail(exitTempFail, "listen on %s: %v", a, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+func addrs(ls []net.Listener) []net.Addr {
+	var out []net.Addr
+	for _, l := range ls {
+		out = append(out, l.Addr())
+	}
+	return out
+}

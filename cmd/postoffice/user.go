@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/term"
+
+	"github.com/postoffice-mail/postoffice/auth"
+	"github.com/postoffice-mail/postoffice/auth/passwdfile"
+	"github.com/postoffice-mail/postoffice/auth/scheme"
+	"github.com/postoffice-mail/postoffice/config"
+)
+
+const userUsage = `usage:
+  postoffice user add    [flags] NAME   add a user (password read from standard input)
+  postoffice user passwd [flags] NAME   change a user's password
+  postoffice user del    [flags] NAME   delete a user
+  postoffice user list   [flags]        list users
+
+The passwd-file is taken from -passwd-file, or else from the configuration
+file's users.passwd_file. Passwords are read from the terminal without echo,
+or as the first line of standard input when it is not a terminal.`
+
+func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, userUsage)
+		return fail(exitUsage, "missing subcommand")
+	}
+	verb := args[0]
+	switch verb {
+	case "add", "passwd", "del", "list":
+	default:
+		fmt.Fprintln(stderr, userUsage)
+		return fail(exitUsage, "unknown subcommand %q", verb)
+	}
+	fs := flag.NewFlagSet("user "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, userUsage+"\n\nflags:"); fs.PrintDefaults() }
+	configFile := fs.String("config", "/etc/postoffice/postoffice.toml", "configuration `file`")
+	passwdFile := fs.String("passwd-file", "", "passwd-`file` to edit (overrides the configuration)")
+	schemeName := fs.String("scheme", "", "password `scheme` (default: users.default_scheme, "+scheme.DefaultScheme+")")
+	home := fs.String("home", "", "home `directory` to record for a new user")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	path, defaultScheme, err := userFile(*passwdFile, *configFile)
+	if err != nil {
+		return err
+	}
+	if *schemeName == "" {
+		*schemeName = defaultScheme
+	}
+	name := fs.Arg(0)
+	wantName := verb != "list"
+	if wantName && (fs.NArg() != 1 || name == "") || !wantName && fs.NArg() != 0 {
+		fs.Usage()
+		return fail(exitUsage, "wrong arguments")
+	}
+	if wantName {
+		if err := auth.ValidUsername(name); err != nil {
+			return fail(exitUsage, "invalid user name %q: %v", name, err)
+		}
+	}
+
+	switch verb {
+	case "add":
+		pw, err := readPassword(stdin, stderr)
+		if err != nil {
+			return err
+		}
+		if err := passwdfile.Add(path, name, pw, *schemeName, *home); err != nil {
+			return fail(exitFailure, "%v", err)
+		}
+		fmt.Fprintf(stdout, "added %s to %s\n", name, path)
+	case "passwd":
+		pw, err := readPassword(stdin, stderr)
+		if err != nil {
+			return err
+		}
+		if err := passwdfile.SetPassword(path, name, pw, *schemeName); err != nil {
+			return userError(err)
+		}
+		fmt.Fprintf(stdout, "changed the password of %s\n", name)
+	case "del":
+		if err := passwdfile.Delete(path, name); err != nil {
+			return userError(err)
+		}
+		fmt.Fprintf(stdout, "deleted %s from %s\n", name, path)
+	case "list":
+		entries, err := passwdfile.List(path)
+		if err != nil {
+			return fail(exitFailure, "%v", err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USER\tSCHEME\tHOME")
+		for _, e := range entries {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Name, e.Scheme, e.Home)
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+func userError(err error) error {
+	if errors.Is(err, passwdfile.ErrNoSuchUser) {
+		return fail(exitNoUser, "%v", err)
+	}
+	return fail(exitFailure, "%v", err)
+}
+
+// userFile picks the passwd-file: the flag, else the configuration's.
+func userFile(flagPath, configFile string) (path, defaultScheme string, err error) {
+	if flagPath != "" {
+		return flagPath, scheme.DefaultScheme, nil
+	}
+	cfg, err := config.Load(configFile)
+	if err != nil {
+		return "", "", fail(exitConfig, "%v (or name the file with -passwd-file)", err)
+	}
+	return cfg.Users.PasswdFile, cfg.Users.DefaultScheme, nil
+}
+
+// readPassword reads a new password: twice without echo from a terminal,
+// or the first line of standard input.
+func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stderr, "New password: ")
+		first, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fail(exitFailure, "read password: %v", err)
+		}
+		fmt.Fprint(stderr, "Repeat password: ")
+		second, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fail(exitFailure, "read password: %v", err)
+		}
+		if string(first) != string(second) {
+			return "", fail(exitUsage, "the passwords differ")
+		}
+		return checkPassword(string(first))
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fail(exitFailure, "read password: %v", err)
+	}
+	return checkPassword(strings.TrimRight(line, "\r\n"))
+}
+
+func checkPassword(pw string) (string, error) {
+	if pw == "" {
+		return "", fail(exitUsage, "empty password")
+	}
+	if strings.ContainsAny(pw, "\x00\r\n") {
+		return "", fail(exitUsage, "the password contains a NUL or line break")
+	}
+	return pw, nil
+}
