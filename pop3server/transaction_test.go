@@ -1,12 +1,16 @@
 package pop3server
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postoffice-mail/postoffice/pop3"
 	"github.com/postoffice-mail/postoffice/store"
+	"github.com/postoffice-mail/postoffice/store/memstore"
 )
 
 const (
@@ -194,5 +198,56 @@ func TestExpireZeroDeletesRetrieved(t *testing.T) {
 	c.wantClosed()
 	if left := ts.store.Messages("alice"); len(left) != 1 {
 		t.Fatalf("%d messages left, want 1", len(left))
+	}
+}
+
+func TestCommitFailureReported(t *testing.T) {
+	ts, c := loggedIn(t, msg1)
+	ts.store.SetFaults(memstore.Faults{Commit: errors.New("disk on fire")})
+	c.send("DELE 1").wantOK()
+	if text := c.send("QUIT").wantErr(pop3.CodeSysTemp); strings.Contains(text, "fire") {
+		t.Errorf("internal error text reached the client: %q", text)
+	}
+	c.wantClosed()
+	ts.store.SetFaults(memstore.Faults{})
+	if n := len(ts.store.Messages("alice")); n != 1 {
+		t.Fatalf("%d messages, want 1", n)
+	}
+}
+
+func TestMaildropOpenFailure(t *testing.T) {
+	ts := newTestServer(t)
+	ts.store.SetFaults(memstore.Faults{Open: errors.New("permission denied")})
+	c := ts.dial()
+	c.send("USER alice").wantOK()
+	c.send("PASS wonderland").wantErr(pop3.CodeSysTemp)
+	ts.store.SetFaults(memstore.Faults{})
+	c.login("alice", "wonderland")
+}
+
+func TestMessageOpenFailure(t *testing.T) {
+	ts, c := loggedIn(t, msg1, msg2)
+	uids := ts.store.Messages("alice")
+	ts.store.SetMessageFault("alice", uids[0].UID, memstore.MessageFault{Open: errors.New("EIO")})
+	c.send("RETR 1").wantErr(pop3.CodeSysTemp)
+	c.send("RETR 2").wantOK()
+	c.readBody()
+}
+
+// A read failure after +OK cannot be reported inside the multi-line reply:
+// the server must close rather than end the reply as if it were complete.
+func TestReadFailureMidMessageCloses(t *testing.T) {
+	big := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef\r\n", 10000)
+	ts, c := loggedIn(t, big)
+	uids := ts.store.Messages("alice")
+	ts.store.SetMessageFault("alice", uids[0].UID, memstore.MessageFault{Read: errors.New("EIO"), ReadAfter: 50000})
+	c.send("RETR 1").wantOK()
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rest, _ := io.ReadAll(c.r)
+	if strings.HasSuffix(string(rest), "\r\n.\r\n") {
+		t.Fatal("a truncated message was terminated as if complete")
+	}
+	if len(rest) >= len(big) {
+		t.Fatalf("got %d octets, more than the fault allowed", len(rest))
 	}
 }
