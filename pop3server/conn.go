@@ -40,6 +40,7 @@ type conn struct {
 	srv     *Server
 	id      string
 	log     *slog.Logger
+	raw     net.Conn // the socket, for Server.Close from other goroutines
 	netConn net.Conn // the socket, or the *tls.Conn over it
 	r       *bufio.Reader
 	w       *bufio.Writer
@@ -78,6 +79,7 @@ func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 	c := &conn{
 		srv:     s,
 		id:      fmt.Sprintf("%x", s.nextID.Add(1)),
+		raw:     nc,
 		netConn: nc,
 		ctx:     s.ctx,
 	}

@@ -323,7 +323,7 @@ func (s *Server) Close() error {
 	s.cancel()
 	s.mu.Lock()
 	for c := range s.conns {
-		c.netConn.Close()
+		c.raw.Close()
 	}
 	s.mu.Unlock()
 	return nil
