@@ -41,6 +41,7 @@ func TestCurl(t *testing.T) {
 					"--user", alice + ":" + alicePassword,
 				}, tr.args...)}
 				testCurlSession(t, c, base, site)
+				srv.wantTLSSessions(t, tr.name != "plain")
 			})
 		}
 	})

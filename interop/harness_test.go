@@ -133,22 +133,17 @@ type launcher func(t *testing.T, s *site, opt options) *server
 // The in-process server is the engine with the real Maildir store and
 // passwd-file; the binary is "postoffice serve", the command an
 // administrator runs, configured through its TOML file.
-func launchers() []struct {
+var launchers = []struct {
 	name   string
 	launch launcher
-} {
-	return []struct {
-		name   string
-		launch launcher
-	}{
-		{"inprocess", startInProcess},
-		{"binary", startBinary},
-	}
+}{
+	{"inprocess", startInProcess},
+	{"binary", startBinary},
 }
 
 // forEachLauncher runs f once per way of running the server.
 func forEachLauncher(t *testing.T, f func(t *testing.T, launch launcher)) {
-	for _, l := range launchers() {
+	for _, l := range launchers {
 		t.Run(l.name, func(t *testing.T) { f(t, l.launch) })
 	}
 }
@@ -197,16 +192,23 @@ type result struct {
 	exitCode       int
 }
 
-// output is stdout and stderr, for failure messages.
+// output is stdout and stderr, for failure messages: the end of each,
+// where a client says what went wrong, without megabytes of mail.
 func (r result) output() string {
-	return fmt.Sprintf("exit status %d\n--- stdout:\n%s\n--- stderr:\n%s", r.exitCode, r.stdout, r.stderr)
+	return fmt.Sprintf("exit status %d\n--- stdout:\n%s\n--- stderr:\n%s", r.exitCode, tail(r.stdout), tail(r.stderr))
+}
+
+func tail(b []byte) []byte {
+	const keep = 8 << 10
+	if len(b) > keep {
+		return append([]byte("[...]\n"), b[len(b)-keep:]...)
+	}
+	return b
 }
 
 // command describes one client run.
 type command struct {
-	dir   string   // working directory; "" for the test's temp dir
-	env   []string // added to a minimal environment
-	stdin []byte
+	env []string // added to a minimal environment
 }
 
 // run runs a client program to completion with a deadline and returns its
@@ -218,10 +220,7 @@ func run(t *testing.T, c command, name string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = c.dir
-	if cmd.Dir == "" {
-		cmd.Dir = t.TempDir()
-	}
+	cmd.Dir = t.TempDir()
 	// A clean environment: no user configuration (~/.fetchmailrc,
 	// ~/.mpoprc, proxies) can leak in. HOME is a fresh directory unless
 	// the caller sets one.
@@ -234,9 +233,6 @@ func run(t *testing.T, c command, name string, args ...string) result {
 	cmd.Env = append(cmd.Env, c.env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if c.stdin != nil {
-		cmd.Stdin = bytes.NewReader(c.stdin)
-	}
 	killProcessGroup(cmd)
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
