@@ -95,11 +95,11 @@ func (m message) wire() []byte {
 	return w
 }
 
-// size is what LIST must announce: the octets with CRLF line ends, before
-// stuffing (RFC 1939 §5). For "nofinal" it excludes the CRLF that wire
-// adds.
+// size is what LIST must announce: exactly the octets RETR sends before
+// stuffing and the terminating "." (RFC 1939 §5), the CRLF that ends an
+// unfinished last line included.
 func (m message) size() int {
-	return len(crlf(m.raw))
+	return len(m.wire())
 }
 
 // top is what TOP n lines sends: the header, the blank line, and the

@@ -13,8 +13,8 @@ import (
 // writes the spans between them in one call each, so a message costs no
 // allocation and few calls regardless of its line count.
 //
-// The octets it writes before stuffing are exactly NormalizedSize of the
-// input, which is the size the server announced.
+// The octets it writes before stuffing, up to the terminating ".\r\n", are
+// exactly NormalizedSize of the input: the size the server announced.
 type DotWriter struct {
 	w           io.Writer
 	atLineStart bool // the next octet begins a line

@@ -7,19 +7,24 @@ import (
 
 // NormalizedSize returns the number of octets that the message read from r
 // occupies on the wire before dot-stuffing, after DotWriter's line-ending
-// normalisation: every LF not preceded by CR becomes CRLF, everything else
-// is sent as is. It is the size POP3 announces in STAT, LIST and the RETR
-// reply (RFC 1939 §5), which must equal what RETR then sends.
+// normalisation: every LF not preceded by CR becomes CRLF, a last line
+// without a line end gets one, everything else is sent as is. It is the
+// size POP3 announces in STAT, LIST and the RETR reply (RFC 1939 §5),
+// which must equal what RETR then sends before the terminating ".".
 func NormalizedSize(r io.Reader) (int64, error) {
 	var (
 		buf    [32 * 1024]byte
 		size   int64
 		lastCR bool
+		last   byte
 	)
 	for {
 		n, err := r.Read(buf[:])
 		chunk := buf[:n]
 		size += int64(n)
+		if n > 0 {
+			last = chunk[n-1]
+		}
 		for len(chunk) > 0 {
 			i := bytes.IndexByte(chunk, '\n')
 			if i < 0 {
@@ -33,6 +38,14 @@ func NormalizedSize(r io.Reader) (int64, error) {
 			chunk = chunk[i+1:]
 		}
 		if err == io.EOF {
+			// DotWriter.Close completes an unfinished last line.
+			switch {
+			case size == 0 || last == '\n':
+			case last == '\r':
+				size++
+			default:
+				size += 2
+			}
 			return size, nil
 		}
 		if err != nil {

@@ -180,8 +180,7 @@ func (c *conn) handleSTLS(cmd pop3.Command) error {
 	c.netConn = tls.Server(c.netConn, c.srv.cfg.TLS)
 	c.tls = true
 	if err := c.handshake(); err != nil {
-		c.log.Info("tls handshake failed", "err", err)
-		return errConnBroken
+		return fmt.Errorf("%w: tls handshake: %v", errConnBroken, err)
 	}
 	// RFC 2595 §4: forget what was learned before TLS.
 	c.r.Reset(c.netConn)

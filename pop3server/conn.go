@@ -207,16 +207,17 @@ func (c *conn) reply(err error) bool {
 	if err == nil {
 		return true
 	}
+	if errors.Is(err, errConnBroken) {
+		// A multi-line reply was cut, or TLS failed: the session cannot
+		// go on honestly. Usually the client's doing (it went away).
+		c.log.Info("closing session", "reason", err)
+		return false
+	}
 	var perr *pop3.Error
 	if !errors.As(err, &perr) {
 		// Internal detail stays in the log, never on the wire.
 		c.log.Error("command failed", "err", err)
-		perr = &pop3.Error{Code: pop3.CodeSysTemp, Text: "internal error", Close: errors.Is(err, errConnBroken)}
-	}
-	if errors.Is(err, errConnBroken) {
-		// The multi-line reply was cut: it cannot be ended honestly.
-		c.log.Warn("closing session after a failed transfer", "err", err)
-		return false
+		perr = pop3.ErrCode(pop3.CodeSysTemp, "internal error")
 	}
 	c.badReplies++
 	c.writeLine(perr.Error())
