@@ -45,3 +45,30 @@ type Authenticator interface {
 type APOPAuthenticator interface {
 	AuthenticateAPOP(ctx context.Context, username, timestamp, digest string) (*User, error)
 }
+
+// PasswordLookup is implemented by user databases that can hand out a
+// user's stored password string ("{SCHEME}data", as in the passwd-file).
+// The challenge-response SASL mechanisms need it: CRAM-MD5 uses a
+// plaintext-equivalent secret, SCRAM uses stored SCRAM credentials (or a
+// plaintext secret to derive them from). It returns ErrFailed for an
+// unknown user and an error wrapping ErrUnavailable for temporary trouble.
+type PasswordLookup interface {
+	LookupPassword(ctx context.Context, username string) (*User, string, error)
+}
+
+// UserLookup is implemented by user databases that can tell whether a user
+// exists without a password: SASL EXTERNAL (a TLS client certificate) and
+// OAuth tokens name a user the database must still know. It returns
+// ErrFailed for an unknown user.
+type UserLookup interface {
+	LookupUser(ctx context.Context, username string) (*User, error)
+}
+
+// TokenValidator checks an OAuth 2.0 bearer token (SASL OAUTHBEARER, RFC
+// 7628, and XOAUTH2) and returns the user name it was issued for. It
+// returns an error wrapping ErrFailed for an invalid, expired or
+// wrong-audience token, and one wrapping ErrUnavailable when the
+// authorization server cannot be reached.
+type TokenValidator interface {
+	ValidateToken(ctx context.Context, token string) (username string, err error)
+}
