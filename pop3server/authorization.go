@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/postoffice-mail/postoffice/auth"
+	"github.com/postoffice-mail/postoffice/auth/sasl"
 	"github.com/postoffice-mail/postoffice/pop3"
 	"github.com/postoffice-mail/postoffice/store"
 )
@@ -51,14 +52,16 @@ func (c *conn) handlePass(cmd pop3.Command) error {
 	if cmd.Rest == "" {
 		return pop3.Err("missing password")
 	}
-	name := c.userArg
+	name, password := c.userArg, cmd.Rest
 	c.userArg = "" // RFC 1939 §7: after a failure, USER starts over
 	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
 	defer cancel()
-	user, err := c.authenticate(ctx, name, func() (*auth.User, error) {
-		return c.srv.cfg.Auth.Authenticate(ctx, name, cmd.Rest)
-	})
-	if err != nil {
+	c.holdBack(name)
+	user, err := c.checkName(name)
+	if err == nil {
+		user, err = c.srv.cfg.Auth.Authenticate(ctx, name, password)
+	}
+	if err := c.loginOutcome(name, password, err); err != nil {
 		return err
 	}
 	return c.openMaildrop(ctx, user)
@@ -78,40 +81,63 @@ func (c *conn) handleAPOP(cmd pop3.Command) error {
 	name, digest := cmd.Args[0], cmd.Args[1]
 	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
 	defer cancel()
-	apop := c.srv.cfg.Auth.(auth.APOPAuthenticator) // checked by New
-	user, err := c.authenticate(ctx, name, func() (*auth.User, error) {
-		return apop.AuthenticateAPOP(ctx, name, c.apopStamp, digest)
-	})
-	if err != nil {
+	c.holdBack(name)
+	user, err := c.checkName(name)
+	if err == nil {
+		apop := c.srv.cfg.Auth.(auth.APOPAuthenticator) // checked by New
+		user, err = apop.AuthenticateAPOP(ctx, name, c.apopStamp, digest)
+	}
+	if err := c.loginOutcome(name, digest, err); err != nil {
 		return err
 	}
 	return c.openMaildrop(ctx, user)
 }
 
-// authenticate runs one credential check with the rules every mechanism
-// shares: invalid names fail like wrong passwords, failures are delayed,
-// and database trouble is a temporary error.
-func (c *conn) authenticate(ctx context.Context, name string, check func() (*auth.User, error)) (*auth.User, error) {
-	var user *auth.User
-	err := auth.ValidUsername(name)
-	if err == nil {
-		user, err = check()
-	} else {
-		err = fmt.Errorf("%w: %v", auth.ErrFailed, err)
+// checkName applies the user-name rule before any lookup: an invalid name
+// fails exactly like a wrong password.
+func (c *conn) checkName(name string) (*auth.User, error) {
+	if err := auth.ValidUsername(name); err != nil {
+		return nil, fmt.Errorf("%w: %v", auth.ErrFailed, err)
 	}
+	return nil, nil
+}
+
+// holdBack waits as long as the brute-force defence asks before a
+// credential check from this client.
+func (c *conn) holdBack(name string) {
+	if g := c.srv.cfg.LoginGuard; g != nil {
+		c.pause(g.Delay(c.remote, name))
+	}
+}
+
+// loginOutcome applies the rules every login method shares to a
+// credential check's result: the failure count, the failure delay, one
+// log line per failure, one reply for every rejection, and database
+// trouble as a temporary error. It returns the reply error, or nil.
+func (c *conn) loginOutcome(name, secret string, err error) error {
+	g := c.srv.cfg.LoginGuard
 	switch {
 	case err == nil:
-		c.log = c.log.With("user", user.Name)
-		return user, nil
-	case errors.Is(err, auth.ErrFailed):
-		// One line per failure, stable for fail2ban:
-		// "authentication failed" remote=ADDR user=NAME.
-		c.log.Warn("authentication failed", "user", name)
+		if g != nil {
+			g.Success(c.remote, name)
+		}
+		c.log = c.log.With("user", name)
+		return nil
+	case errors.Is(err, auth.ErrFailed), errors.Is(err, sasl.ErrMalformed):
+		if g != nil {
+			g.Failure(c.remote, name, secret)
+		}
+		// One line per failure, stable for fail2ban (docs/fail2ban.md):
+		// msg="authentication failed" remote=ADDR user=NAME.
+		c.log.Warn("authentication failed", "user", name, "reason", err.Error())
 		c.pause(c.srv.cfg.AuthFailureDelay)
-		return nil, authFailed
+		if errors.Is(err, sasl.ErrMalformed) {
+			return pop3.Err("malformed authentication exchange")
+		}
+		return authFailed
 	default:
 		c.log.Error("user database error", "user", name, "err", err)
-		return nil, pop3.ErrCode(pop3.CodeSysTemp, "user database unavailable, try again later")
+		return pop3.ErrCode(pop3.CodeSysTemp, "user database unavailable, try again later")
 	}
 }
 

@@ -2,6 +2,7 @@ package pop3server
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/postoffice-mail/postoffice/pop3"
 )
@@ -27,6 +28,10 @@ func (c *conn) capabilities() []string {
 	// Offer USER only where it would be accepted (RFC 2595 §4).
 	if c.plaintextAllowed() {
 		caps = append(caps, "USER")
+	}
+	// RFC 2449 §6.3: SASL stays listed after login.
+	if mechs := c.mechanisms(); len(mechs) > 0 {
+		caps = append(caps, "SASL "+strings.Join(mechs, " "))
 	}
 	if cfg.TLS != nil && !c.tls && c.state == authorization {
 		caps = append(caps, "STLS")

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/auth"
@@ -174,7 +175,13 @@ func (c *conn) loop() {
 			}
 		}
 		c.netConn.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
-		line, err := pop3.ReadLine(c.r, c.srv.cfg.MaxLineLength)
+		// Read up to the SASL limit so that an AUTH command with a long
+		// initial response (an OAuth token) fits; every other command is
+		// held to the configured limit below.
+		line, err := pop3.ReadLine(c.r, max(c.srv.cfg.MaxLineLength, maxSASLLine))
+		if err == nil && len(line)+2 > c.srv.cfg.MaxLineLength && !isAuthCommand(line) {
+			err = pop3.ErrLineTooLong
+		}
 		if errors.Is(err, pop3.ErrLineTooLong) {
 			if !c.reply(pop3.Err(fmt.Sprintf("line too long (limit %d octets)", c.srv.cfg.MaxLineLength))) {
 				return
@@ -232,6 +239,24 @@ func (c *conn) reply(err error) bool {
 	return true
 }
 
+func isAuthCommand(line []byte) bool {
+	return len(line) > 5 && strings.EqualFold(string(line[:5]), "AUTH ")
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// tlsState returns the TLS connection state, if the connection is
+// encrypted.
+func (c *conn) tlsState() (tls.ConnectionState, bool) {
+	if tc, ok := c.netConn.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
+
 // errConnBroken marks a failure after a positive reply to a multi-line
 // command has started; the only honest way on is to close.
 var errConnBroken = errors.New("transfer interrupted")
@@ -265,6 +290,8 @@ func (c *conn) dispatch(cmd pop3.Command) error {
 			return c.handleAPOP(cmd)
 		case "STLS":
 			return c.handleSTLS(cmd)
+		case "AUTH":
+			return c.handleAuth(cmd)
 		case "QUIT":
 			return c.handleQuit(cmd)
 		}

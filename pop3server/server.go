@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/auth"
+	"github.com/postoffice-mail/postoffice/auth/sasl"
 	"github.com/postoffice-mail/postoffice/pop3"
 	"github.com/postoffice-mail/postoffice/store"
 )
@@ -57,6 +59,20 @@ type Config struct {
 	// Implementation is the IMPLEMENTATION capability text; empty omits it.
 	Implementation string
 
+	// SASLMechanisms are the AUTH mechanisms offered (RFC 5034), in the
+	// order listed; nil means PLAIN and LOGIN. New fails for a mechanism
+	// the backends cannot run. PLAIN, LOGIN and the OAuth mechanisms are
+	// offered only where plaintext authentication is allowed.
+	SASLMechanisms []string
+	// Tokens validates OAuth bearer tokens for OAUTHBEARER and XOAUTH2.
+	Tokens auth.TokenValidator
+	// LoginGuard, if set, slows down clients that keep failing to log in.
+	LoginGuard LoginGuard
+	// AuthTimeout bounds one AUTH exchange, from the command to its
+	// result (default 60s): a client that never answers a challenge does
+	// not hold the session for the idle timeout.
+	AuthTimeout time.Duration
+
 	// MaxConnections bounds simultaneous connections (default 1000).
 	MaxConnections int
 	// MaxConnectionsPerIP bounds simultaneous connections from one
@@ -81,6 +97,23 @@ type Config struct {
 	AuthFailureDelay time.Duration
 }
 
+// LoginGuard is the brute-force defence (package auth/penalty): it counts
+// failed logins per remote network and per user name and says how long to
+// hold back the next attempt.
+type LoginGuard interface {
+	// Delay is how long to wait before checking this attempt.
+	Delay(remote netip.Addr, username string) time.Duration
+	// Failure records a failed attempt; secret lets the guard recognise a
+	// client that merely repeats the same wrong password.
+	Failure(remote netip.Addr, username, secret string)
+	// Success records a successful login.
+	Success(remote netip.Addr, username string)
+}
+
+// DefaultSASLMechanisms are offered when Config.SASLMechanisms is nil:
+// those every user database supports, whatever its password schemes.
+var DefaultSASLMechanisms = []string{sasl.Plain, sasl.Login}
+
 // ErrServerClosed is returned by Serve and ServeTLS after Shutdown or Close.
 var ErrServerClosed = errors.New("pop3server: server closed")
 
@@ -93,6 +126,7 @@ const (
 	DefaultWriteTimeout        = 60 * time.Second
 	DefaultTLSHandshakeTimeout = 30 * time.Second
 	DefaultAuthFailureDelay    = 2 * time.Second
+	DefaultAuthTimeout         = 60 * time.Second
 )
 
 // Server serves POP3 on any number of listeners.
@@ -100,6 +134,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	logins *loginTracker
+	sasl   *sasl.Server
 
 	// ctx is cancelled by Close: it ends backend calls of every session.
 	ctx    context.Context
@@ -127,8 +162,26 @@ func New(cfg Config) (*Server, error) {
 			return nil, errors.New("pop3server: APOP is enabled but the user database cannot verify APOP digests")
 		}
 	}
+	if cfg.SASLMechanisms == nil {
+		cfg.SASLMechanisms = DefaultSASLMechanisms
+	}
+	saslServer := sasl.NewServer(cfg.Auth, cfg.Tokens)
+	for _, m := range cfg.SASLMechanisms {
+		if err := saslServer.Supported(m); err != nil {
+			return nil, fmt.Errorf("pop3server: %w", err)
+		}
+	}
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname()
+		if cfg.SASLMechanisms == nil {
+			cfg.SASLMechanisms = DefaultSASLMechanisms
+		}
+		saslServer := sasl.NewServer(cfg.Auth, cfg.Tokens)
+		for _, m := range cfg.SASLMechanisms {
+			if err := saslServer.Supported(m); err != nil {
+				return nil, fmt.Errorf("pop3server: %w", err)
+			}
+		}
 		if cfg.Hostname == "" {
 			cfg.Hostname = "localhost"
 		}
@@ -148,6 +201,7 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&cfg.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
+	setDefault(&cfg.AuthTimeout, DefaultAuthTimeout)
 	if cfg.AuthFailureDelay == 0 {
 		cfg.AuthFailureDelay = DefaultAuthFailureDelay
 	} else if cfg.AuthFailureDelay < 0 {
@@ -165,6 +219,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:        cfg,
 		log:        logger,
 		logins:     newLoginTracker(cfg.LoginDelay),
+		sasl:       saslServer,
 		ctx:        ctx,
 		cancel:     cancel,
 		listeners:  make(map[net.Listener]struct{}),
