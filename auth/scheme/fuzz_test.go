@@ -9,10 +9,11 @@ import (
 // parsers instead of waiting on key stretching. Parameters above them are
 // refused as malformed, which is itself a path worth fuzzing.
 var fuzzLimits = limits{
-	maxArgon2Memory:   64,
-	maxArgon2Time:     2,
-	maxBcryptCost:     4,
-	maxSHACryptRounds: 1000,
+	maxArgon2Memory:    64,
+	maxArgon2Time:      2,
+	maxBcryptCost:      4,
+	maxSHACryptRounds:  1000,
+	maxSCRAMIterations: MinSCRAMIterations,
 }
 
 // FuzzVerify checks that no stored string, however broken, makes Verify
@@ -30,6 +31,9 @@ func FuzzVerify(f *testing.F) {
 		"{BLF-CRYPT}$2y$04$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
 		"{ARGON2ID}$argon2id$v=19$m=64,t=1,p=1$cG9zdG9mZmljZXNhbHQ$wwv3MKREoTz9HDvIB0ItJcg9zkIw1K3dYfhUXifwscY",
 		"$argon2i$v=19$m=8,t=1,p=1$c29tZXNhbHQ$aaaa",
+		"{SCRAM-SHA-1}4096,GetyLXdBuHzf1FWf8SLz2Q==,NA/OqmF4hhrsrB9KR7po+dliTGM=,QBiURvQaE6H6qYTmeghDHLANBFQ=",
+		"{SCRAM-SHA-256}4096,W22ZaJ0SNY7soEsUEjb6gQ==,WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=,wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+		"{SCRAM-SHA-256}4095,c2FsdA==,,",
 		"{",
 		"{}",
 		"{.HEX}",

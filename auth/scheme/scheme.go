@@ -17,6 +17,9 @@
 //     github.com/go-crypt/crypt's; this package parses the string itself so
 //     that it follows glibc on the spec's edge cases (rounds outside
 //     1000..999999999 are clamped, not refused).
+//   - SCRAM-SHA-256, SCRAM-SHA-1: SCRAM credentials (RFC 5802, RFC 7677)
+//     "iterations,salt,StoredKey,ServerKey", as Dovecot writes them; the
+//     SASL SCRAM mechanisms read them with ParseSCRAM.
 //   - SSHA512, SSHA256, SSHA: base64 of digest || salt.
 //   - SHA512, SHA256, SHA (alias SHA1), PLAIN-MD5: an unsalted digest,
 //     base64 or hex (recognised by length, as Dovecot does).
@@ -74,16 +77,20 @@ type Params struct {
 	BcryptCost int
 	// SHACryptRounds is the number of SHA-crypt rounds, 1000 to 999999999.
 	SHACryptRounds int
+	// SCRAMIterations is the PBKDF2 iteration count of SCRAM
+	// credentials, MinSCRAMIterations to 4000000.
+	SCRAMIterations int
 }
 
 // DefaultParams returns the parameters Hash uses.
 func DefaultParams() Params {
 	return Params{
-		Argon2Memory:   DefaultArgon2Memory,
-		Argon2Time:     DefaultArgon2Time,
-		Argon2Threads:  DefaultArgon2Threads,
-		BcryptCost:     DefaultBcryptCost,
-		SHACryptRounds: DefaultSHACryptRounds,
+		Argon2Memory:    DefaultArgon2Memory,
+		Argon2Time:      DefaultArgon2Time,
+		Argon2Threads:   DefaultArgon2Threads,
+		BcryptCost:      DefaultBcryptCost,
+		SHACryptRounds:  DefaultSHACryptRounds,
+		SCRAMIterations: DefaultSCRAMIterations,
 	}
 }
 
@@ -119,19 +126,21 @@ type scheme struct {
 // corrupted or hostile entry cannot tie up the server. The fuzz tests use
 // much lower ones.
 type limits struct {
-	maxArgon2Memory   uint32 // KiB
-	maxArgon2Time     uint32
-	maxBcryptCost     int
-	maxSHACryptRounds int
+	maxArgon2Memory    uint32 // KiB
+	maxArgon2Time      uint32
+	maxBcryptCost      int
+	maxSHACryptRounds  int
+	maxSCRAMIterations int
 }
 
 // verifyLimits are generous: they refuse only what no sane configuration
 // uses (more than 4 GiB of memory per login, for instance).
 var verifyLimits = limits{
-	maxArgon2Memory:   4 << 20,
-	maxArgon2Time:     1000,
-	maxBcryptCost:     31,
-	maxSHACryptRounds: shaCryptMaxRounds,
+	maxArgon2Memory:    4 << 20,
+	maxArgon2Time:      1000,
+	maxBcryptCost:      31,
+	maxSHACryptRounds:  shaCryptMaxRounds,
+	maxSCRAMIterations: maxSCRAMIterations,
 }
 
 // registry maps each accepted name to its scheme.
@@ -155,6 +164,8 @@ func init() {
 		bcryptScheme(),
 		argon2Scheme("ARGON2I", argon2i),
 		argon2Scheme("ARGON2ID", argon2id),
+		scramScheme(scramSHA1),
+		scramScheme(scramSHA256),
 		cryptScheme(),
 	} {
 		registry[s.name] = s
@@ -230,8 +241,8 @@ func Hash(schemeName, password string) (string, error) {
 
 // HashWithParams is Hash with explicit cost parameters, for tests and for
 // administrators who tune them. The schemes that can create passwords are
-// ARGON2ID, ARGON2I, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, SSHA512,
-// SSHA256, SSHA and the plaintext ones; the unsalted digests and CRYPT are
+// ARGON2ID, ARGON2I, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, SCRAM-SHA-256,
+// SCRAM-SHA-1, SSHA512, SSHA256, SSHA and the plaintext ones; the unsalted digests and CRYPT are
 // accepted for verification only. A .B64 or .HEX suffix selects the
 // encoding where the scheme takes one.
 func HashWithParams(schemeName, password string, p Params) (string, error) {

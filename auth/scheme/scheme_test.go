@@ -12,11 +12,12 @@ import (
 // cheap are parameters that keep the round-trip tests fast; the defaults
 // are exercised once each in TestHashDefaults.
 var cheap = Params{
-	Argon2Memory:   64,
-	Argon2Time:     1,
-	Argon2Threads:  1,
-	BcryptCost:     4,
-	SHACryptRounds: 1000,
+	Argon2Memory:    64,
+	Argon2Time:      1,
+	Argon2Threads:   1,
+	BcryptCost:      4,
+	SHACryptRounds:  1000,
+	SCRAMIterations: MinSCRAMIterations,
 }
 
 // TestVerifyVectors checks known answers. The SHA-crypt vectors are the
@@ -205,6 +206,8 @@ func TestHashRoundTrip(t *testing.T) {
 		{"SHA512-CRYPT", "{SHA512-CRYPT}$6$rounds=1000$"},
 		{"SHA256-CRYPT", "{SHA256-CRYPT}$5$rounds=1000$"},
 		{"BLF-CRYPT", "{BLF-CRYPT}$2y$04$"},
+		{"SCRAM-SHA-256", "{SCRAM-SHA-256}4096,"},
+		{"scram-sha-1", "{SCRAM-SHA-1}4096,"},
 		{"SSHA512", "{SSHA512}"},
 		{"SSHA256", "{SSHA256}"},
 		{"SSHA", "{SSHA}"},
@@ -253,6 +256,7 @@ func TestHashDefaults(t *testing.T) {
 		{DefaultScheme, "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$"},
 		{"SHA512-CRYPT", "{SHA512-CRYPT}$6$rounds=100000$"},
 		{"BLF-CRYPT", "{BLF-CRYPT}$2y$10$"},
+		{"SCRAM-SHA-256", "{SCRAM-SHA-256}10000,"},
 	}
 	for _, tt := range tests {
 		stored, err := Hash(tt.scheme, "pw")
@@ -283,6 +287,9 @@ func TestHashErrors(t *testing.T) {
 		{"ARGON2ID", Params{Argon2Memory: 7, Argon2Time: 1, Argon2Threads: 1}},
 		{"ARGON2ID", Params{Argon2Memory: 64, Argon2Time: 0, Argon2Threads: 1}},
 		{"ARGON2ID", Params{Argon2Memory: 64, Argon2Time: 1, Argon2Threads: 0}},
+		{"SCRAM-SHA-256", Params{SCRAMIterations: MinSCRAMIterations - 1}},
+		{"SCRAM-SHA-1", Params{SCRAMIterations: maxSCRAMIterations + 1}},
+		{"SCRAM-SHA-256.B64", cheap}, // SCRAM takes no encoding suffix
 	}
 	for _, tt := range tests {
 		if got, err := HashWithParams(tt.scheme, "pw", tt.p); err == nil {
@@ -334,7 +341,7 @@ func TestIdentify(t *testing.T) {
 func TestNames(t *testing.T) {
 	names := Names()
 	for _, want := range []string{"ARGON2ID", "ARGON2I", "BLF-CRYPT", "CLEAR", "CLEARTEXT", "CRYPT", "PLAIN", "PLAIN-MD5",
-		"SHA", "SHA256", "SHA256-CRYPT", "SHA512", "SHA512-CRYPT", "SSHA", "SSHA256", "SSHA512"} {
+		"SCRAM-SHA-1", "SCRAM-SHA-256", "SHA", "SHA256", "SHA256-CRYPT", "SHA512", "SHA512-CRYPT", "SSHA", "SSHA256", "SSHA512"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("Names() = %v, missing %s", names, want)
 		}
