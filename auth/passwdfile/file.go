@@ -36,8 +36,9 @@ import (
 // second is soon enough.
 const checkInterval = time.Second
 
-// File is a passwd-file user database. It implements auth.Authenticator
-// and auth.APOPAuthenticator and is safe for concurrent use.
+// File is a passwd-file user database. It implements auth.Authenticator,
+// auth.APOPAuthenticator, auth.PasswordLookup and auth.UserLookup, and is
+// safe for concurrent use.
 type File struct {
 	path     string
 	log      *slog.Logger

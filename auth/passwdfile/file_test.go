@@ -17,7 +17,7 @@ import (
 )
 
 // cheap keeps hashing fast in tests.
-var cheap = scheme.Params{Argon2Memory: 64, Argon2Time: 1, Argon2Threads: 1, BcryptCost: 4, SHACryptRounds: 1000}
+var cheap = scheme.Params{Argon2Memory: 64, Argon2Time: 1, Argon2Threads: 1, BcryptCost: 4, SHACryptRounds: 1000, SCRAMIterations: scheme.MinSCRAMIterations}
 
 // mustHash hashes password with cheap parameters.
 func mustHash(t *testing.T, schemeName, password string) string {
@@ -73,7 +73,7 @@ func openWithClock(t *testing.T, path string) (*File, *fakeClock, *bytes.Buffer)
 
 func TestAuthenticateEachScheme(t *testing.T) {
 	var lines []string
-	schemes := []string{"ARGON2ID", "ARGON2I", "SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "SSHA512", "SSHA256", "SSHA", "PLAIN", "CLEAR", "CLEARTEXT", "PLAIN.B64"}
+	schemes := []string{"ARGON2ID", "ARGON2I", "SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "SCRAM-SHA-256", "SCRAM-SHA-1", "SSHA512", "SSHA256", "SSHA", "PLAIN", "CLEAR", "CLEARTEXT", "PLAIN.B64"}
 	for i, s := range schemes {
 		lines = append(lines, "user"+string(rune('a'+i))+":"+mustHash(t, s, "pw-"+s)+"::::/home/x::mail=maildir:~/Mail")
 	}
