@@ -89,3 +89,18 @@ type Maildrop interface {
 type Deliverer interface {
 	Deliver(ctx context.Context, acct Account, msg io.Reader) (MessageInfo, error)
 }
+
+// Usage is how much a maildrop holds: what quotas are checked against.
+type Usage struct {
+	// Messages is the number of messages.
+	Messages int64
+	// Bytes is the sum of their sizes (MessageInfo.Size).
+	Bytes int64
+}
+
+// UsageReporter is implemented by stores that can tell a maildrop's usage
+// without reading message bodies, for quota checks at delivery. The figure
+// may lag behind changes made by other programs until the next Open.
+type UsageReporter interface {
+	Usage(ctx context.Context, acct Account) (Usage, error)
+}

@@ -18,17 +18,32 @@ import (
 // (the "Q" part) even within one microsecond and across Store values.
 var deliveries atomic.Uint64
 
-// Deliver implements store.Deliverer, the Maildir way: the message is
-// written to tmp/ under a name unique to this host, process and moment,
-// synced to disk, renamed into new/ with its sizes in the name
-// (",S=<file size>,W=<CRLF size>", as Dovecot writes them, so no reader has
-// to compute them), and the rename is made durable by syncing new/. Only
-// then does Deliver return nil (design invariant 5). On failure nothing is
-// left behind.
+// Deliver implements store.Deliverer, the Maildir way, and gives the
+// message its permanent unique id at once:
 //
-// Deliver takes neither the session lock nor the index, so it never waits
-// for a POP3 session. The returned MessageInfo has Size and Received but
-// an empty UID: the unique id is assigned by the next Store.Open.
+//  1. the message is written to tmp/ under a name unique to this host,
+//     process and moment, and synced to disk;
+//  2. under the index lock (held for milliseconds, never for a POP3
+//     session), its record — next uid, CRLF size, arrival time, base name —
+//     is appended to the index and synced;
+//  3. the file is renamed into new/ with its sizes in the name
+//     (",S=<file size>,W=<CRLF size>", as Dovecot writes them), and new/ is
+//     synced so that the rename is durable; then the index lock is
+//     released.
+//
+// Only then does Deliver return nil (design invariant 5). A failure at any
+// step removes what the earlier steps made: the tmp/ file, the record.
+// A crash leaves either a tmp/ file (removed after 36 hours by a later
+// Open, as the Maildir specification asks) and perhaps a record without a
+// file (dropped by the next Open; its uid is never used again), or the
+// complete message with its record: never a message without its id, and
+// never half a message in new/.
+//
+// The record goes in before the rename, under the lock that Open and
+// Commit also take, so that no reader ever sees the file without its
+// record and gives it an id of its own. Deliver takes no session lock: a
+// POP3 session holding the maildrop keeps its snapshot, and the message
+// appears in the next session with the id Deliver returned.
 func (s *Store) Deliver(ctx context.Context, acct store.Account, msg io.Reader) (store.MessageInfo, error) {
 	dir, err := s.maildropDir(acct)
 	if err != nil {
@@ -49,30 +64,69 @@ func (s *Store) Deliver(ctx context.Context, acct store.Account, msg io.Reader) 
 		"." + sanitizeHost(s.hostname)
 	tmp := dirTmp + "/" + unique
 
-	size, vsize, err := writeMessage(ctx, root, tmp, msg)
+	size, vsize, err := s.writeMessage(ctx, root, tmp, msg)
 	if err != nil {
 		return store.MessageInfo{}, fmt.Errorf("deliver to %q: %w", acct.Name, err)
 	}
-	final := dirNew + "/" + formatName(unique, size, vsize)
-	if err := root.Rename(tmp, final); err != nil {
+	info, err := s.commitDelivery(ctx, root, dir, tmp, unique, size, vsize, now)
+	if err != nil {
 		root.Remove(tmp)
 		return store.MessageInfo{}, fmt.Errorf("deliver to %q: %w", acct.Name, err)
 	}
-	if err := syncDir(root, dirNew); err != nil {
+	return info, nil
+}
+
+// commitDelivery is steps 2 and 3 of Deliver: the index record and the
+// rename, under the index lock. On failure the record is taken back and
+// the file is not in new/; the caller removes the tmp/ file.
+func (s *Store) commitDelivery(ctx context.Context, root *os.Root, dir, tmp, unique string, size, vsize int64, now time.Time) (store.MessageInfo, error) {
+	unlock, err := s.lockIndex(ctx, root, dir)
+	if err != nil {
+		return store.MessageInfo{}, err
+	}
+	defer unlock()
+	// The received time Open reports: the name's, in whole seconds.
+	e := &entry{vsize: vsize, received: now.Unix(), base: formatName(unique, size, vsize)}
+	uidValidity, undo, err := s.appendRecord(ctx, root, dir, e)
+	if err != nil {
+		return store.MessageInfo{}, err
+	}
+	final := dirNew + "/" + e.base
+	err = s.fault("rename")
+	if err == nil {
+		err = root.Rename(tmp, final)
+	}
+	if err != nil {
+		undo()
+		return store.MessageInfo{}, err
+	}
+	err = s.fault("sync-new")
+	if err == nil {
+		err = syncDir(root, dirNew)
+	}
+	if err != nil {
 		// Not durable, so not delivered: the sender will retry, and a
 		// copy left here could make the message appear twice.
 		root.Remove(final)
-		return store.MessageInfo{}, fmt.Errorf("deliver to %q: %w", acct.Name, err)
+		undo()
+		return store.MessageInfo{}, err
 	}
-	// The received time Open will report: the name's, in whole seconds.
-	return store.MessageInfo{Size: vsize, Received: time.Unix(now.Unix(), 0)}, nil
+	ix := index{uidValidity: uidValidity}
+	return store.MessageInfo{
+		UID:      ix.uniqueID(e.uid),
+		Size:     vsize,
+		Received: time.Unix(e.received, 0),
+	}, nil
 }
 
 // writeMessage copies msg into a new file, counting its size as stored and
 // its CRLF size (pop3.NormalizedSize reads the message through a tee into
 // the file, so the message is read once), and syncs the file. On failure
 // it removes the file, if it created it.
-func writeMessage(ctx context.Context, root *os.Root, name string, msg io.Reader) (size, vsize int64, err error) {
+func (s *Store) writeMessage(ctx context.Context, root *os.Root, name string, msg io.Reader) (size, vsize int64, err error) {
+	if err := s.fault("create"); err != nil {
+		return 0, 0, err
+	}
 	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, 0, err
@@ -87,11 +141,17 @@ func writeMessage(ctx context.Context, root *os.Root, name string, msg io.Reader
 	}()
 	w := &countingWriter{w: bufio.NewWriterSize(f, 64*1024)}
 	vsize, err = pop3.NormalizedSize(io.TeeReader(contextReader{ctx, msg}, w))
+	if err == nil {
+		err = s.fault("write")
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("write message: %w", err)
 	}
 	if err := w.w.Flush(); err != nil {
 		return 0, 0, fmt.Errorf("write message: %w", err)
+	}
+	if err := s.fault("sync-file"); err != nil {
+		return 0, 0, err
 	}
 	if err := f.Sync(); err != nil {
 		return 0, 0, fmt.Errorf("sync message: %w", err)

@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,7 +19,8 @@ import (
 // flags.
 //
 // Format, version 1 (one record per line, LF-terminated, fields separated
-// by one space, numbers in decimal):
+// by one space, numbers in decimal; see indexappend.go for how Deliver
+// appends records):
 //
 //	postoffice-maildir-index 1
 //	uidvalidity <n>
@@ -225,16 +227,7 @@ func (ix *index) marshal() []byte {
 	b = strconv.AppendUint(b, ix.nextUID, 10)
 	b = append(b, '\n')
 	for _, e := range sorted {
-		b = strconv.AppendUint(b, e.uid, 10)
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, e.vsize, 10)
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, e.received, 10)
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, e.firstRetrieved, 10)
-		b = append(b, ' ')
-		b = append(b, e.base...)
-		b = append(b, '\n')
+		b = e.appendTo(b)
 	}
 	return b
 }
@@ -257,6 +250,16 @@ func loadIndex(root *os.Root) (*index, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read index: %w", err)
+	}
+	// A last line without its LF is a record whose append was
+	// interrupted (by a crash, or because it is being written right
+	// now): its message was not delivered yet, so leave it out. Only
+	// a record can be torn; the header is written by whole-file
+	// replacement.
+	if n := len(data); n > 0 && data[n-1] != '\n' {
+		if end := bytes.LastIndexByte(data, '\n'); end >= 0 && bytes.Count(data[:end+1], []byte{'\n'}) >= 3 {
+			data = data[:end+1]
+		}
 	}
 	ix, err := parseIndex(string(data))
 	if err != nil {

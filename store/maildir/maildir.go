@@ -9,6 +9,8 @@
 // format) that holds each message's permanent unique id, CRLF size,
 // arrival and first retrieval time, so that a login reads no message
 // bodies; the session lock ("postoffice-pop3.lock", a lease, see lock.go);
+// the index lock ("postoffice-index.lock", an flock held for
+// milliseconds);
 // and an empty "postoffice-pop3.lock.guard" whose flock serialises lock
 // takeovers.
 //
@@ -21,9 +23,14 @@
 // its base name, which those operations keep, and a session's snapshot
 // stays valid whatever happens to the files.
 //
-// Delivery (Store.Deliver) never touches the index or the lock, so it
-// never waits for a POP3 session: it only writes the file, the Maildir
-// way. The unique id is assigned at the next Open, in order of arrival.
+// Delivery (Store.Deliver) writes the file the Maildir way and gives the
+// message its unique id at once, by appending its record to the index
+// under a short index lock ("postoffice-index.lock", see indexlock.go)
+// that Open and Commit also take for their read-modify-write of the index.
+// It never takes the session lock, so it never waits for a POP3 session;
+// a session keeps its snapshot and, at QUIT, merges its changes into the
+// index as it is then. Messages other programs deliver get their ids at
+// the next Open, in order of arrival.
 package maildir
 
 import (
@@ -76,6 +83,11 @@ type Store struct {
 	lockLease time.Duration
 	logger    *slog.Logger
 	hostname  string
+
+	// faultHook, set only by tests, makes the named step of a delivery
+	// or an index update fail (see fault).
+	faultHook func(step string) error
+	usage     usageCache
 }
 
 var (
@@ -118,6 +130,14 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("maildir store: unusable host name %q", s.hostname)
 	}
 	return s, nil
+}
+
+// fault returns the error a test injected for step, or nil.
+func (s *Store) fault(step string) error {
+	if s.faultHook == nil {
+		return nil
+	}
+	return s.faultHook(step)
 }
 
 // Maildir subdirectories (http://cr.yp.to/proto/maildir.html).

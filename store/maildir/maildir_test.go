@@ -244,7 +244,9 @@ func TestDeliverFileName(t *testing.T) {
 	}
 	// 7 octets with CRLF line ends, plus the CRLF RETR adds to the
 	// unfinished last line.
-	if info.Size != 9 || info.UID != "" || info.Received.IsZero() {
+	// The unique id is assigned at delivery (it used to be left to the
+	// next Open); the next session must show the same one.
+	if info.Size != 9 || info.UID == "" || info.Received.IsZero() {
 		t.Errorf("Deliver returned %+v", info)
 	}
 	names := listDir(t, filepath.Join(dir, "new"))
@@ -260,6 +262,9 @@ func TestDeliverFileName(t *testing.T) {
 	}
 	if tmp := listDir(t, filepath.Join(dir, "tmp")); len(tmp) != 0 {
 		t.Errorf("tmp/ holds %q after delivery", tmp)
+	}
+	if md := open(t, s, alice); len(md.Messages()) != 1 || md.Messages()[0].UID != info.UID {
+		t.Errorf("next session shows %+v, want the UID %q Deliver returned", md.Messages(), info.UID)
 	}
 }
 

@@ -16,11 +16,12 @@ import (
 // the directories on first use), brings the index up to date with the
 // files and takes the snapshot.
 //
-// Messages that appeared since the last session get the next unique ids,
-// in order of arrival; their sizes are read from their names or, for
-// messages other programs delivered without ",W=", computed once from the
-// file. The index is written (durably) before Open returns whenever ids were
-// handed out, so an id a client has seen is never given to another message.
+// Messages delivered by Deliver already have their unique ids. Messages
+// other programs put there since the last session get the next ids, in
+// order of arrival; their sizes are read from their names or, for messages
+// delivered without ",W=", computed once from the file. The index is
+// written (durably) before Open returns whenever ids were handed out, so an
+// id a client has seen is never given to another message.
 func (s *Store) Open(ctx context.Context, acct store.Account) (store.Maildrop, error) {
 	dir, err := s.maildropDir(acct)
 	if err != nil {
@@ -47,21 +48,80 @@ func (s *Store) Open(ctx context.Context, acct store.Account) (store.Maildrop, e
 }
 
 // load reconciles the index with the files and builds the snapshot. The
-// caller holds the lock.
+// caller holds the session lock.
+//
+// The common case takes no index lock: mail delivered by this store is
+// indexed at delivery, so when every file has a record and every record a
+// file, the index read and the directory listing are the snapshot. Only
+// when they disagree (another program delivered or removed mail, or a
+// delivery is between its index record and its rename) does load take the
+// index lock, read both again, and bring the index up to date.
 func (s *Store) load(ctx context.Context, root *os.Root, dir string) (*maildrop, error) {
 	ix, err := loadIndex(root)
 	if err != nil {
+		return nil, err
+	}
+	files, err := s.scan(root, dir)
+	if err != nil {
+		return nil, err
+	}
+	if ix != nil && upToDate(ix, files) {
+		return s.snapshot(root, dir, ix, files), nil
+	}
+
+	unlock, err := s.lockIndex(ctx, root, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if ix, err = loadIndex(root); err != nil {
+		return nil, err
+	}
+	if files, err = s.scan(root, dir); err != nil {
 		return nil, err
 	}
 	changed := false
 	if ix == nil {
 		// UIDVALIDITY: fixed now, for the life of the index.
 		ix = newIndex(uint64(time.Now().Unix()))
+		changed = true
 	}
-	files, err := s.scan(root, dir)
+	more, err := s.reconcile(ctx, root, dir, ix, files)
 	if err != nil {
 		return nil, err
 	}
+	if changed || more {
+		if err := s.fault("write-index"); err != nil {
+			return nil, err
+		}
+		if err := writeIndex(root, ix); err != nil {
+			return nil, err
+		}
+	}
+	return s.snapshot(root, dir, ix, files), nil
+}
+
+// upToDate reports whether the index has a record for every file and a
+// file for every record.
+func upToDate(ix *index, files map[string]msgFile) bool {
+	if len(ix.entries) != len(files) {
+		return false
+	}
+	for base := range files {
+		if ix.entries[base] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// reconcile brings ix up to date with files, the result of a scan made
+// under the index lock: records of files that are gone are dropped (their
+// uids stay used), and files the index does not know get the next uids,
+// in order of arrival. Files that turn out not to be messages are removed
+// from files. It reports whether ix changed.
+func (s *Store) reconcile(ctx context.Context, root *os.Root, dir string, ix *index, files map[string]msgFile) (bool, error) {
+	changed := false
 	if missing(ix, files) {
 		// A file renamed by another program while we listed its
 		// directory may be missing from the listing (POSIX leaves that
@@ -69,7 +129,7 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string) (*maildrop,
 		// login and a duplicate download, so look once more first.
 		again, err := s.scan(root, dir)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		for base, f := range again {
 			files[base] = f
@@ -88,7 +148,7 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string) (*maildrop,
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return false, err
 		}
 		if m, ok := s.describe(root, dir, f); ok {
 			fresh = append(fresh, m)
@@ -121,12 +181,7 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string) (*maildrop,
 		ix.nextUID++
 		changed = true
 	}
-	if changed {
-		if err := writeIndex(root, ix); err != nil {
-			return nil, err
-		}
-	}
-	return s.snapshot(root, dir, ix, files), nil
+	return changed, nil
 }
 
 // missing reports whether some indexed message has no file.

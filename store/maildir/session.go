@@ -145,15 +145,6 @@ func (md *maildrop) Commit(ctx context.Context, deleted, retrieved []int) error 
 		return fmt.Errorf("commit %s: %w", md.dir, err)
 	}
 
-	changed := false
-	now := time.Now().Unix()
-	for _, i := range retrieved {
-		if e := md.index.entries[md.files[i].base]; e != nil && e.firstRetrieved == 0 {
-			e.firstRetrieved = now
-			changed = true
-		}
-	}
-
 	var (
 		removed   []string
 		failed    []error
@@ -177,23 +168,27 @@ func (md *maildrop) Commit(ctx context.Context, deleted, retrieved []int) error 
 	if len(failed) > 0 {
 		errs = append(errs, fmt.Errorf("%d of %d deletions failed: %w", len(failed), len(done), errors.Join(failed...)))
 	}
+	durable := true
 	if len(removed) > 0 {
 		if err := md.syncMessageDirs(); err != nil {
 			// Not durable: keep the records, the next Open drops those
 			// whose files are really gone.
 			errs = append(errs, fmt.Errorf("deletions may not be durable: %w", err))
-		} else {
-			for _, base := range removed {
-				delete(md.index.entries, base)
-			}
-			changed = true
+			durable = false
 		}
 	}
-	if changed {
+	if !durable {
+		removed = nil
+	}
+	var firstRetrieved []string
+	for _, i := range retrieved {
+		firstRetrieved = append(firstRetrieved, md.files[i].base)
+	}
+	if len(removed) > 0 || len(firstRetrieved) > 0 {
 		// If this fails, the old index stays: removed messages are
 		// dropped from it by the next Open, but first retrieval times of
 		// this session are lost.
-		if err := writeIndex(md.root, md.index); err != nil {
+		if err := md.updateIndex(ctx, removed, firstRetrieved); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -201,6 +196,55 @@ func (md *maildrop) Commit(ctx context.Context, deleted, retrieved []int) error 
 		return fmt.Errorf("commit %s: %w", md.dir, errors.Join(errs...))
 	}
 	return nil
+}
+
+// updateIndex applies a session's end to the index as it is now, not to
+// the session's copy of it: deliveries during the session appended
+// records the session never saw, and they must stay. Under the index
+// lock, it reads the index again, drops the records of removed messages,
+// sets the first retrieval time of retrieved ones that had none, and
+// rewrites the file.
+func (md *maildrop) updateIndex(ctx context.Context, removed, retrieved []string) error {
+	unlock, err := md.store.lockIndex(context.WithoutCancel(ctx), md.root, md.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ix, err := loadIndex(md.root)
+	if err != nil {
+		return err
+	}
+	if ix == nil {
+		// Removed behind our back: the session's copy is the best
+		// knowledge there is.
+		ix = md.index
+	}
+	changed := false
+	now := time.Now().Unix()
+	for _, base := range retrieved {
+		if e := ix.entries[base]; e != nil && e.firstRetrieved == 0 {
+			e.firstRetrieved = now
+			changed = true
+		}
+	}
+	for _, base := range removed {
+		if ix.entries[base] != nil {
+			delete(ix.entries, base)
+			changed = true
+		}
+	}
+	// nextuid never goes back, whichever copy saw the larger one.
+	if md.index.uidValidity == ix.uidValidity && md.index.nextUID > ix.nextUID {
+		ix.nextUID = md.index.nextUID
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	if err := md.store.fault("write-index"); err != nil {
+		return err
+	}
+	return writeIndex(md.root, ix)
 }
 
 // removeFile unlinks message i's file. It reports false, nil if the file

@@ -260,3 +260,56 @@ func testOpenRemovedMessage(t *testing.T, e *env) {
 	}
 	s.close()
 }
+
+// A store that returns the UID from Deliver (assigning it at delivery
+// rather than at the next Open) must keep that promise also when the
+// delivery happens during a session that then commits deletions: the next
+// session shows the message under the UID Deliver returned, and
+// concurrent deliveries get distinct UIDs. Stores that return no UID skip
+// this.
+func testDeliveredUIDIsKept(t *testing.T, e *env) {
+	first := e.deliver("Subject: first\n\n1\n")
+	if first.UID == "" {
+		t.Skip("store assigns unique ids at Open, not at Deliver")
+	}
+	s := e.open()
+	during := e.deliver("Subject: during\n\n2\n")
+	const n = 8
+	infos := make(chan store.MessageInfo, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			info, err := e.dl.Deliver(t.Context(), e.acct, strings.NewReader(fmt.Sprintf("Subject: c%d\n\nx\n", i)))
+			if err != nil {
+				t.Errorf("Deliver: %v", err)
+			}
+			infos <- info
+		})
+	}
+	wg.Wait()
+	close(infos)
+	s.commit([]int{0}, []int{0})
+	s.close()
+
+	want := map[string]bool{during.UID: true}
+	for info := range infos {
+		if want[info.UID] || info.UID == first.UID {
+			t.Errorf("Deliver returned UID %q twice", info.UID)
+		}
+		want[info.UID] = true
+	}
+	s = e.open()
+	got := s.uids()
+	if len(got) != len(want) {
+		t.Fatalf("next session has %d messages, want %d", len(got), len(want))
+	}
+	for _, u := range got {
+		if !want[u] {
+			t.Errorf("next session shows UID %q, which no Deliver returned (want %v)", u, want)
+		}
+	}
+	if got[0] != during.UID {
+		t.Errorf("oldest message has UID %q, want %q (delivered first)", got[0], during.UID)
+	}
+	s.close()
+}

@@ -76,6 +76,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (store.Store, store.Deliverer
 		{"DeliveredDuringSession", testDeliveredDuringSession},
 		{"ConcurrentDeliver", testConcurrentDeliver},
 		{"DeliverDuringSessions", testDeliverDuringSessions},
+		{"DeliveredUIDIsKept", testDeliveredUIDIsKept},
 		{"CommitAfterClose", testCommitAfterClose},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,198 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Deliver adds a message to the index by appending one record to the end
+// of the file, under the index lock, instead of rewriting the whole index:
+// the cost of a delivery does not grow with the maildrop, and a reader
+// that reads the file meanwhile sees the old end or the new one. A record
+// appended this way has the next uid, so records stay in ascending uid
+// order and the "nextuid" header line may lag behind the last record; the
+// reader takes the larger of the two (parseIndex does). Every rewrite
+// (Open's reconciliation, Commit) writes the header afresh.
+//
+// A crash in the middle of an append can leave a last line without its
+// LF. loadIndex ignores such a line, and the next append cuts it off
+// before writing: it belongs to a delivery that never got as far as
+// renaming its file into new/, so no message is lost with it.
+
+// maxIndexHeader bounds the three header lines of an index (their numbers
+// have at most 19 digits).
+const maxIndexHeader = 256
+
+// maxIndexTail is how much of the end of the index is read to find the
+// last record: far more than one record (a base name is at most NAME_MAX
+// octets).
+const maxIndexTail = 4096
+
+// appendRecord appends the record of a message being delivered, syncs the
+// index, and returns the uid it got and a function that removes the
+// record again (for a delivery that fails after this step). The caller
+// holds the index lock. A maildrop without an index gets one first, built
+// from the files it already holds, so that they keep their order.
+func (s *Store) appendRecord(ctx context.Context, root *os.Root, dir string, e *entry) (uidValidity uint64, undo func(), err error) {
+	f, err := root.OpenFile(indexFile, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := s.createIndex(ctx, root, dir); err != nil {
+			return 0, nil, err
+		}
+		f, err = root.OpenFile(indexFile, os.O_RDWR, 0)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("open index: %w", err)
+	}
+	defer f.Close()
+
+	head, size, err := s.indexEnd(f, dir)
+	if err != nil {
+		return 0, nil, fmt.Errorf("index %s/%s: %w", dir, indexFile, err)
+	}
+	e.uid = head.nextUID
+	line := e.appendTo(make([]byte, 0, 64+len(e.base)))
+	if err := s.fault("append-index"); err != nil {
+		return 0, nil, err
+	}
+	undo = func() {
+		// Best effort: a record whose file never arrives is dropped by
+		// the next Open anyway.
+		if err := f.Truncate(size); err == nil {
+			f.Sync()
+		}
+	}
+	if _, err := f.WriteAt(line, size); err != nil {
+		undo()
+		return 0, nil, fmt.Errorf("append to index: %w", err)
+	}
+	if err := s.fault("sync-index"); err != nil {
+		undo()
+		return 0, nil, err
+	}
+	if err := f.Sync(); err != nil {
+		undo()
+		return 0, nil, fmt.Errorf("sync index: %w", err)
+	}
+	// The caller may call undo after f is closed: reopen for it.
+	undo = func() {
+		if f, err := root.OpenFile(indexFile, os.O_RDWR, 0); err == nil {
+			if f.Truncate(size) == nil {
+				f.Sync()
+			}
+			f.Close()
+		}
+	}
+	return head.uidValidity, undo, nil
+}
+
+// indexEnd reads the header and the last record of an open index file and
+// returns the header, with nextuid raised past the last record, and the
+// size of the file's complete lines. A torn last line (a crashed append)
+// is cut off.
+func (s *Store) indexEnd(f *os.File, dir string) (head *index, size int64, err error) {
+	info, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	size = info.Size()
+	buf := make([]byte, min(size, maxIndexHeader))
+	if _, err := f.ReadAt(buf, 0); err != nil && err != io.EOF {
+		return nil, 0, err
+	}
+	head, err = parseHeader(string(buf))
+	if err != nil {
+		return nil, 0, err
+	}
+
+	tailStart := max(0, size-maxIndexTail)
+	tail := make([]byte, size-tailStart)
+	if _, err := f.ReadAt(tail, tailStart); err != nil && err != io.EOF {
+		return nil, 0, err
+	}
+	end := strings.LastIndexByte(string(tail), '\n')
+	if end < 0 {
+		return nil, 0, errors.New("no complete line at the end")
+	}
+	if end != len(tail)-1 {
+		torn := int64(len(tail) - end - 1)
+		s.logger.Warn("cutting off a torn last index record (an interrupted delivery)",
+			"maildir", dir, "octets", torn)
+		if err := f.Truncate(size - torn); err != nil {
+			return nil, 0, fmt.Errorf("cut torn record: %w", err)
+		}
+		size -= torn
+		tail = tail[:end+1]
+	}
+	last := string(tail[:end])
+	last = last[strings.LastIndexByte(last, '\n')+1:]
+	if last != "" && isDigit(last[0]) {
+		e, err := parseEntry(last)
+		if err != nil {
+			return nil, 0, fmt.Errorf("last record: %w", err)
+		}
+		if e.uid >= head.nextUID {
+			head.nextUID = e.uid + 1
+		}
+	}
+	if head.nextUID > maxNumber {
+		return nil, 0, errors.New("uids exhausted")
+	}
+	return head, size, nil
+}
+
+// parseHeader reads the three header lines at the start of data.
+func parseHeader(data string) (*index, error) {
+	line, data, _ := strings.Cut(data, "\n")
+	if line != indexMagic+" "+strconv.Itoa(indexVersion) {
+		return nil, errors.New("not a postoffice index file of a known version")
+	}
+	ix := &index{}
+	var err error
+	if ix.uidValidity, data, err = headerField(data, "uidvalidity"); err != nil {
+		return nil, err
+	}
+	if ix.nextUID, _, err = headerField(data, "nextuid"); err != nil {
+		return nil, err
+	}
+	if ix.nextUID == 0 || ix.nextUID > maxNumber {
+		return nil, fmt.Errorf("bad nextuid %d", ix.nextUID)
+	}
+	return ix, nil
+}
+
+// appendTo appends the record's line, in the index format.
+func (e *entry) appendTo(b []byte) []byte {
+	b = strconv.AppendUint(b, e.uid, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, e.vsize, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, e.received, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, e.firstRetrieved, 10)
+	b = append(b, ' ')
+	b = append(b, e.base...)
+	return append(b, '\n')
+}
+
+// createIndex builds the index of a maildrop that has none (first use, or
+// a maildir other programs filled) from its files and writes it. The
+// caller holds the index lock.
+func (s *Store) createIndex(ctx context.Context, root *os.Root, dir string) error {
+	files, err := s.scan(root, dir)
+	if err != nil {
+		return err
+	}
+	ix := newIndex(uint64(time.Now().Unix()))
+	if _, err := s.reconcile(ctx, root, dir, ix, files); err != nil {
+		return err
+	}
+	return writeIndex(root, ix)
+}
