@@ -15,6 +15,8 @@ const (
 	CodeSysPerm = "SYS/PERM"
 	// CodeAuth: the credentials were wrong, not the server.
 	CodeAuth = "AUTH"
+	// CodeUTF8: the message needs UTF-8 mode (RFC 6856 §5).
+	CodeUTF8 = "UTF8"
 )
 
 // Error is a negative reply: "-ERR [Code] Text". Handlers return it; the

@@ -57,7 +57,15 @@ func (c *conn) handlePass(cmd pop3.Command) error {
 	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
 	defer cancel()
 	c.holdBack(name)
-	user, err := c.checkName(name)
+	// RFC 6856 §2.1: UTF-8 names and passwords, SASLprep'd.
+	name, err := prepare(name)
+	if err == nil {
+		password, err = prepare(password)
+	}
+	var user *auth.User
+	if err == nil {
+		user, err = c.checkName(name)
+	}
 	if err == nil {
 		user, err = c.srv.cfg.Auth.Authenticate(ctx, name, password)
 	}
@@ -100,6 +108,16 @@ func (c *conn) checkName(name string) (*auth.User, error) {
 		return nil, fmt.Errorf("%w: %v", auth.ErrFailed, err)
 	}
 	return nil, nil
+}
+
+// prepare applies SASLprep; a string it refuses fails like a wrong
+// password.
+func prepare(s string) (string, error) {
+	out, err := auth.Prepare(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", auth.ErrFailed, err)
+	}
+	return out, nil
 }
 
 // holdBack waits as long as the brute-force defence asks before a
@@ -191,6 +209,10 @@ func (c *conn) handleSTLS(cmd pop3.Command) error {
 	}
 	if c.tls {
 		return pop3.Err("TLS is already active")
+	}
+	if c.utf8 {
+		// RFC 6856 §2.1: clients must not send STLS after UTF8.
+		return pop3.Err("STLS is not allowed after UTF8")
 	}
 	// Anything the client sent after STLS in the same packet would be
 	// taken as if it came over TLS (CVE-2011-0411-style injection):

@@ -42,6 +42,8 @@ func (c *conn) capabilities() []string {
 		caps = append(caps, "EXPIRE "+strconv.Itoa(cfg.ExpireDays))
 	}
 	caps = append(caps, "LOGIN-DELAY "+strconv.Itoa(int(cfg.LoginDelay.Seconds())))
+	// RFC 6856: UTF-8 mode, UTF-8 user names (USER), and LANG.
+	caps = append(caps, "UTF8 USER", "LANG")
 	if cfg.Implementation != "" {
 		caps = append(caps, "IMPLEMENTATION "+cfg.Implementation)
 	}

@@ -55,6 +55,7 @@ type conn struct {
 	state      state
 	userArg    string // the USER argument awaiting PASS
 	apopStamp  string // the greeting timestamp, when APOP is enabled
+	utf8       bool   // RFC 6856 UTF-8 mode
 	quit       bool   // QUIT was answered; end the session
 	badReplies int
 
@@ -292,6 +293,10 @@ func (c *conn) dispatch(cmd pop3.Command) error {
 			return c.handleSTLS(cmd)
 		case "AUTH":
 			return c.handleAuth(cmd)
+		case "UTF8":
+			return c.handleUTF8(cmd)
+		case "LANG":
+			return c.handleLang(cmd)
 		case "QUIT":
 			return c.handleQuit(cmd)
 		}
@@ -315,6 +320,8 @@ func (c *conn) dispatch(cmd pop3.Command) error {
 			return c.handleNoop(cmd)
 		case "RSET":
 			return c.handleRset(cmd)
+		case "LANG":
+			return c.handleLang(cmd)
 		case "QUIT":
 			return c.handleQuit(cmd)
 		}
@@ -328,7 +335,7 @@ func (c *conn) dispatch(cmd pop3.Command) error {
 var knownCommands = map[string]bool{
 	"CAPA": true, "USER": true, "PASS": true, "APOP": true, "STLS": true, "QUIT": true,
 	"STAT": true, "LIST": true, "UIDL": true, "RETR": true, "TOP": true, "DELE": true,
-	"NOOP": true, "RSET": true, "AUTH": true,
+	"NOOP": true, "RSET": true, "AUTH": true, "UTF8": true, "LANG": true,
 }
 
 // wantArgs checks the argument count of a command.

@@ -1,6 +1,7 @@
 package pop3server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -119,7 +120,8 @@ func (c *conn) handleTop(cmd pop3.Command) error {
 
 // send streams message i as a multi-line reply: all of it, or for TOP
 // (bodyLines >= 0) its header and that many body lines. The body is
-// copied in chunks straight from the store to the socket buffer.
+// copied in chunks straight from the store to the socket buffer; only
+// the header is looked at, for RFC 6856 (see prepareHeader).
 func (c *conn) send(i, bodyLines int) error {
 	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
 	body, err := c.maildrop.Open(ctx, i)
@@ -131,7 +133,12 @@ func (c *conn) send(i, bodyLines int) error {
 		return fmt.Errorf("open message %d: %w", i+1, err)
 	}
 	defer body.Close()
-	size := c.messages[i].Size
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	first, size, err := c.prepareHeader(body, *buf, c.messages[i].Size)
+	if err != nil {
+		return err
+	}
 	if bodyLines < 0 {
 		c.ok(strconv.FormatInt(size, 10) + " octets")
 	} else {
@@ -142,9 +149,12 @@ func (c *conn) send(i, bodyLines int) error {
 	if bodyLines >= 0 {
 		dst = pop3.NewTopWriter(dw, bodyLines)
 	}
-	buf := copyBuffers.Get().(*[]byte)
-	n, err := io.CopyBuffer(dst, readerOnly{body}, *buf)
-	copyBuffers.Put(buf)
+	n, err := dst.Write(first)
+	if err == nil {
+		var m int64
+		m, err = io.CopyBuffer(dst, readerOnly{body}, *buf)
+		n += int(m)
+	}
 	whole := err == nil
 	if errors.Is(err, pop3.ErrTopDone) {
 		err = nil
@@ -162,6 +172,38 @@ func (c *conn) send(i, bodyLines int) error {
 		c.stats.retrievedOctets += size
 	}
 	return nil
+}
+
+// prepareHeader reads the start of a message into buf and returns what to
+// send first and the size to announce. For a client that has not sent
+// UTF8, a header with UTF-8 text is replaced by its ASCII surrogate (RFC
+// 6856 §2.1), or the message is refused with [UTF8] when its header does
+// not fit in buf.
+func (c *conn) prepareHeader(body io.Reader, buf []byte, size int64) ([]byte, int64, error) {
+	n, complete, err := readHeader(body, buf)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read message header: %w", err)
+	}
+	first := buf[:n]
+	if c.utf8 {
+		return first, size, nil
+	}
+	end := headerEnd(first)
+	if end < 0 && complete {
+		end = n // a message that is all header
+	}
+	switch {
+	case end < 0:
+		if hasUTF8(first) {
+			return nil, 0, pop3.ErrCode(pop3.CodeUTF8, "message header needs UTF8 mode")
+		}
+	case hasUTF8(first[:end]):
+		surrogate := downgradeHeader(first[:end])
+		original, _ := pop3.NormalizedSize(bytes.NewReader(first[:end]))
+		size += int64(len(surrogate)) - original
+		first = append(surrogate, first[end:]...)
+	}
+	return first, size, nil
 }
 
 // copyBuffers hold the buffers RETR and TOP copy through: shared between

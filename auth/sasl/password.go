@@ -87,6 +87,14 @@ func (s *Server) checkPassword(ctx context.Context, username, password string) (
 	if password == "" {
 		return nil, failed("empty password")
 	}
+	// RFC 4616 §2: the server prepares both with SASLprep.
+	username, err := auth.Prepare(username)
+	if err != nil {
+		return nil, failed("bad user name")
+	}
+	if password, err = auth.Prepare(password); err != nil {
+		return nil, failed("bad password")
+	}
 	return s.Auth.Authenticate(ctx, username, password)
 }
 
