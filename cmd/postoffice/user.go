@@ -162,5 +162,10 @@ func checkPassword(pw string) (string, error) {
 	if strings.ContainsAny(pw, "\x00\r\n") {
 		return "", fail(exitUsage, "the password contains a NUL or line break")
 	}
-	return pw, nil
+	// Stored in SASLprep form, as the server prepares what clients send.
+	prepared, err := auth.Prepare(pw)
+	if err != nil {
+		return "", fail(exitUsage, "the password is not valid UTF-8 text without control characters")
+	}
+	return prepared, nil
 }
