@@ -17,6 +17,7 @@ package config
 
 import (
 	"crypto/tls"
+	"net/netip"
 	"os"
 	"time"
 )
@@ -37,6 +38,11 @@ type Config struct {
 	Users Users `toml:"users"`
 	// Maildir is the [maildir] table: where maildrops live.
 	Maildir Maildir `toml:"maildir"`
+	// Auth is the [auth] table: the defence against password guessing.
+	Auth Auth `toml:"auth"`
+	// OAuth is the [oauth] table: OAuth 2.0 bearer tokens (SASL
+	// OAUTHBEARER and XOAUTH2).
+	OAuth OAuth `toml:"oauth"`
 }
 
 // Server is the [server] table.
@@ -141,6 +147,61 @@ type Maildir struct {
 	LockLease Duration `toml:"lock_lease"`
 }
 
+// Auth is the [auth] table: the growing delay that slows down password
+// guessing (package auth/penalty), in the spirit of Dovecot's auth
+// penalty.
+type Auth struct {
+	// PenaltyBase is the delay after the first failure; it doubles with
+	// each further failure up to PenaltyMax. 0 disables the penalty.
+	PenaltyBase Duration `toml:"penalty_base"`
+	// PenaltyMax caps the delay.
+	PenaltyMax Duration `toml:"penalty_max"`
+	// PenaltyWindow is how long failures are remembered after the last
+	// one.
+	PenaltyWindow Duration `toml:"penalty_window"`
+	// TrustedNetworks lists addresses and CIDR prefixes that are never
+	// delayed, such as a webmail front end; see Config.TrustedNetworks.
+	TrustedNetworks []string `toml:"trusted_networks"`
+	// MaxTracked bounds the number of addresses and user names
+	// remembered at once, which bounds the memory the defence takes.
+	MaxTracked int `toml:"max_tracked"`
+}
+
+// OAuth is the [oauth] table: how bearer tokens are checked (package
+// auth/oauth).
+type OAuth struct {
+	// Mode is "none" (no OAuth), "introspection" (RFC 7662: ask the
+	// authorization server about each token) or "jwks" (verify JWT
+	// access tokens, RFC 9068, with the server's published keys).
+	Mode string `toml:"mode"`
+	// IntrospectionURL is the RFC 7662 introspection endpoint.
+	IntrospectionURL string `toml:"introspection_url"`
+	// ClientID and ClientSecret authenticate this server to the
+	// introspection endpoint (HTTP Basic, RFC 6749 §2.3.1).
+	ClientID string `toml:"client_id"`
+	// ClientSecret is the client secret, written in the file.
+	ClientSecret string `toml:"client_secret"`
+	// ClientSecretFile names a file holding the client secret instead,
+	// so that the configuration file can be world-readable.
+	ClientSecretFile string `toml:"client_secret_file"`
+	// JWKSURL is the authorization server's JSON Web Key Set.
+	JWKSURL string `toml:"jwks_url"`
+	// Issuer is the required "iss" claim.
+	Issuer string `toml:"issuer"`
+	// Audience is a value the "aud" claim must contain.
+	Audience string `toml:"audience"`
+	// RequiredScope is a scope the token must carry, or "".
+	RequiredScope string `toml:"required_scope"`
+	// UsernameClaim names the claim that holds the user name; "" means
+	// "username" in introspection mode and "sub" in jwks mode.
+	UsernameClaim string `toml:"username_claim"`
+	// Timeout bounds each request to the authorization server.
+	Timeout Duration `toml:"timeout"`
+	// CacheTTL is how long a valid introspection answer is reused (never
+	// past the token's expiry); 0 asks every time.
+	CacheTTL Duration `toml:"cache_ttl"`
+}
+
 // Default returns the configuration used for every setting a file leaves
 // out. It is not valid on its own: pop3.listen_tls needs a certificate,
 // which has no sensible default.
@@ -181,6 +242,18 @@ func Default() *Config {
 			Location:  "{home}/Maildir",
 			LockLease: Duration{2 * time.Minute},
 		},
+		Auth: Auth{
+			PenaltyBase:     Duration{2 * time.Second},
+			PenaltyMax:      Duration{15 * time.Second},
+			PenaltyWindow:   Duration{15 * time.Minute},
+			TrustedNetworks: []string{},
+			MaxTracked:      100000,
+		},
+		OAuth: OAuth{
+			Mode:     "none",
+			Timeout:  Duration{10 * time.Second},
+			CacheTTL: Duration{5 * time.Minute},
+		},
 	}
 }
 
@@ -204,6 +277,20 @@ func (c *Config) TLSMinVersion() uint16 {
 	// Load refuses anything but "1.2" and "1.3", so this is "1.2" — and
 	// also the safe answer for a hand-built Config with a typo.
 	return tls.VersionTLS12
+}
+
+// TrustedNetworks returns auth.trusted_networks as prefixes; a bare
+// address is a prefix of its full length. Load has checked every entry,
+// so an entry that does not parse (in a hand-built Config) is left out
+// rather than trusted.
+func (c *Config) TrustedNetworks() []netip.Prefix {
+	prefixes := make([]netip.Prefix, 0, len(c.Auth.TrustedNetworks))
+	for _, s := range c.Auth.TrustedNetworks {
+		if p, err := parseNetwork(s); err == nil {
+			prefixes = append(prefixes, p)
+		}
+	}
+	return prefixes
 }
 
 // ExpireDays returns the RFC 2449 EXPIRE policy in the form

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -59,6 +60,23 @@ func TestDefault(t *testing.T) {
 		{"users.default_scheme", c.Users.DefaultScheme, "ARGON2ID"},
 		{"maildir.location", c.Maildir.Location, "{home}/Maildir"},
 		{"maildir.lock_lease", c.Maildir.LockLease.Duration, 2 * time.Minute},
+		{"auth.penalty_base", c.Auth.PenaltyBase.Duration, 2 * time.Second},
+		{"auth.penalty_max", c.Auth.PenaltyMax.Duration, 15 * time.Second},
+		{"auth.penalty_window", c.Auth.PenaltyWindow.Duration, 15 * time.Minute},
+		{"auth.trusted_networks", c.Auth.TrustedNetworks, []string{}},
+		{"auth.max_tracked", c.Auth.MaxTracked, 100000},
+		{"oauth.mode", c.OAuth.Mode, "none"},
+		{"oauth.introspection_url", c.OAuth.IntrospectionURL, ""},
+		{"oauth.client_id", c.OAuth.ClientID, ""},
+		{"oauth.client_secret", c.OAuth.ClientSecret, ""},
+		{"oauth.client_secret_file", c.OAuth.ClientSecretFile, ""},
+		{"oauth.jwks_url", c.OAuth.JWKSURL, ""},
+		{"oauth.issuer", c.OAuth.Issuer, ""},
+		{"oauth.audience", c.OAuth.Audience, ""},
+		{"oauth.required_scope", c.OAuth.RequiredScope, ""},
+		{"oauth.username_claim", c.OAuth.UsernameClaim, ""},
+		{"oauth.timeout", c.OAuth.Timeout.Duration, 10 * time.Second},
+		{"oauth.cache_ttl", c.OAuth.CacheTTL.Duration, 5 * time.Minute},
 	}
 	for _, check := range checks {
 		if !reflect.DeepEqual(check.got, check.want) {
@@ -225,6 +243,8 @@ key = "/abs/key.pem"
 passwd_file = "passwd"
 [maildir]
 location = "mail/{user}"
+[oauth]
+client_secret_file = "secrets/oauth"
 `
 	path := filepath.Join(dir, "postoffice.toml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
@@ -244,6 +264,7 @@ location = "mail/{user}"
 		{"tls.key", c.TLS.Key, "/abs/key.pem"},
 		{"users.passwd_file", c.Users.PasswdFile, filepath.Join(dir, "passwd")},
 		{"maildir.location", c.Maildir.Location, filepath.Join(dir, "mail", "{user}")},
+		{"oauth.client_secret_file", c.OAuth.ClientSecretFile, filepath.Join(dir, "secrets", "oauth")},
 	}
 	for _, check := range checks {
 		if check.got != check.want {
@@ -419,5 +440,30 @@ func TestLoadErrorNamesPath(t *testing.T) {
 	_, err := Load(path)
 	if want := path + ":4: limits.max_bad_commands: "; err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("Load = %v, want prefix %q", err, want)
+	}
+}
+
+func TestTrustedNetworks(t *testing.T) {
+	t.Parallel()
+	c, err := Parse("po.toml", []byte(withCert+"[auth]\ntrusted_networks = [\"192.0.2.10\", \"2001:db8::/32\", \"::ffff:198.51.100.7\", \"10.0.0.0/8\"]\n"))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := []netip.Prefix{
+		netip.MustParsePrefix("192.0.2.10/32"),
+		netip.MustParsePrefix("2001:db8::/32"),
+		netip.MustParsePrefix("198.51.100.7/32"), // unmapped
+		netip.MustParsePrefix("10.0.0.0/8"),
+	}
+	if got := c.TrustedNetworks(); !reflect.DeepEqual(got, want) {
+		t.Errorf("TrustedNetworks() = %v, want %v", got, want)
+	}
+	// A hand-built configuration with a bad entry trusts nothing extra.
+	c.Auth.TrustedNetworks = []string{"nonsense", "127.0.0.1"}
+	if got := c.TrustedNetworks(); len(got) != 1 || got[0] != netip.MustParsePrefix("127.0.0.1/32") {
+		t.Errorf("TrustedNetworks() with a bad entry = %v", got)
+	}
+	if got := Default().TrustedNetworks(); len(got) != 0 {
+		t.Errorf("default TrustedNetworks() = %v, want none", got)
 	}
 }

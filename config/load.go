@@ -186,6 +186,7 @@ func resolve(c *Config, dir string) {
 		&c.TLS.Cert,
 		&c.TLS.Key,
 		&c.Users.PasswdFile,
+		&c.OAuth.ClientSecretFile,
 	} {
 		*path = resolvePath(dir, *path)
 	}

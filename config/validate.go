@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -65,10 +66,31 @@ func validate(c *Config) []problem {
 		{"limits.auth_failure_delay", durationBetween(c.Limits.AuthFailureDelay, 0, time.Minute)},
 
 		{"users.passwd_file", required(c.Users.PasswdFile)},
-		{"users.default_scheme", oneOf(c.Users.DefaultScheme, "ARGON2ID", "SHA512-CRYPT", "BLF-CRYPT", "SSHA512")},
+		{"users.default_scheme", oneOf(c.Users.DefaultScheme, "ARGON2ID", "SHA512-CRYPT", "BLF-CRYPT", "SSHA512", "SCRAM-SHA-256", "SCRAM-SHA-1")},
 
 		{"maildir.location", locationTemplate(c.Maildir.Location)},
 		{"maildir.lock_lease", atLeast(c.Maildir.LockLease, 10*time.Second, "")},
+
+		// Past a minute clients give up rather than wait.
+		{"auth.penalty_base", durationBetween(c.Auth.PenaltyBase, 0, time.Minute)},
+		{"auth.penalty_max", penaltyMax(c.Auth.PenaltyMax, c.Auth.PenaltyBase)},
+		{"auth.penalty_window", durationBetween(c.Auth.PenaltyWindow, time.Minute, 24*time.Hour)},
+		{"auth.trusted_networks", networks(c.Auth.TrustedNetworks)},
+		{"auth.max_tracked", between(c.Auth.MaxTracked, 1000, 10_000_000, "")},
+
+		{"oauth.mode", oneOf(c.OAuth.Mode, "none", "introspection", "jwks")},
+		{"oauth.introspection_url", endpoint(c.OAuth.IntrospectionURL, c.OAuth.Mode == "introspection", "introspection")},
+		{"oauth.client_id", requiredInMode(c.OAuth.ClientID, c.OAuth.Mode, "introspection")},
+		{"oauth.client_secret", clientSecret(c.OAuth)},
+		{"oauth.jwks_url", endpoint(c.OAuth.JWKSURL, c.OAuth.Mode == "jwks", "jwks")},
+		// RFC 9068 §4: a resource server must check the issuer and that
+		// the token was meant for it.
+		{"oauth.issuer", requiredInMode(c.OAuth.Issuer, c.OAuth.Mode, "jwks")},
+		{"oauth.audience", requiredInMode(c.OAuth.Audience, c.OAuth.Mode, "jwks")},
+		{"oauth.required_scope", scopeToken(c.OAuth.RequiredScope)},
+		{"oauth.username_claim", claimName(c.OAuth.UsernameClaim)},
+		{"oauth.timeout", durationBetween(c.OAuth.Timeout, time.Millisecond, time.Minute)},
+		{"oauth.cache_ttl", durationBetween(c.OAuth.CacheTTL, 0, time.Hour)},
 	}
 
 	var problems []problem
@@ -349,6 +371,135 @@ func locationTemplate(s string) error {
 	}
 	if !strings.HasPrefix(s, "{home}") && !filepath.IsAbs(s) {
 		return fmt.Errorf("%q is not an absolute path once expanded; start it with / or {home}", s)
+	}
+	return nil
+}
+
+// penaltyMax refuses a cap below the first delay, which would make the
+// delay shrink, and one past a minute. An invalid base is reported on its
+// own row.
+func penaltyMax(limit, base Duration) error {
+	if err := durationBetween(limit, 0, time.Minute); err != nil {
+		return err
+	}
+	if durationBetween(base, 0, time.Minute) == nil && limit.Duration < base.Duration {
+		return fmt.Errorf("%q is below auth.penalty_base (%s)", formatDuration(limit.Duration), formatDuration(base.Duration))
+	}
+	return nil
+}
+
+// parseNetwork parses a CIDR prefix, or a bare address as a prefix of
+// its full length. Host bits must be zero: "192.0.2.1/24" is more likely
+// a typo than a way of writing 192.0.2.0/24.
+func parseNetwork(s string) (netip.Prefix, error) {
+	if addr, err := netip.ParseAddr(s); err == nil {
+		addr = addr.Unmap()
+		return netip.PrefixFrom(addr, addr.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf(`%q is neither an address nor a CIDR prefix such as "192.0.2.0/24" or "2001:db8::/48"`, s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set; did you mean %q?", s, p.Masked().String())
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 prefix; write the IPv4 prefix instead", s)
+	}
+	return p, nil
+}
+
+// networks checks every element of a list of prefixes.
+func networks(list []string) error {
+	for i, s := range list {
+		if _, err := parseNetwork(s); err != nil {
+			return &elementError{i, err}
+		}
+	}
+	return nil
+}
+
+// requiredInMode refuses an empty setting that oauth.mode needs.
+func requiredInMode(value, mode, needs string) error {
+	if mode == needs && value == "" {
+		return fmt.Errorf("must be set when oauth.mode is %q", needs)
+	}
+	return nil
+}
+
+// endpoint checks the URL of an authorization server endpoint: required
+// when needed, and HTTPS, since tokens and client secrets cross it. Plain
+// HTTP is allowed to a loopback address, for a local proxy or a test.
+func endpoint(s string, needed bool, mode string) error {
+	if s == "" {
+		if needed {
+			return fmt.Errorf("must be set when oauth.mode is %q", mode)
+		}
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("%q is not an absolute URL such as \"https://auth.example.com/...\"", s)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q has credentials in it; use oauth.client_id and oauth.client_secret", u.Redacted())
+	}
+	if u.Fragment != "" {
+		return fmt.Errorf("%q has a fragment, which HTTP requests do not send", s)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopbackHost(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("%q is plain HTTP; tokens must only be sent over HTTPS (plain HTTP is allowed to loopback addresses only)", s)
+	}
+	return fmt.Errorf("%q is not an https URL", s)
+}
+
+// isLoopbackHost reports whether host is "localhost" or a loopback
+// address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Unmap().IsLoopback()
+}
+
+// clientSecret checks that introspection has exactly one client secret,
+// and that nobody sets both anywhere.
+func clientSecret(o OAuth) error {
+	switch {
+	case o.ClientSecret != "" && o.ClientSecretFile != "":
+		return errors.New("is set and so is oauth.client_secret_file; set one of them")
+	case o.Mode == "introspection" && o.ClientSecret == "" && o.ClientSecretFile == "":
+		return errors.New(`must be set, or oauth.client_secret_file, when oauth.mode is "introspection"`)
+	}
+	return nil
+}
+
+// scopeToken refuses what RFC 6749 §3.3 does not allow in one scope
+// token: space (which separates scopes), '"', '\\' and control
+// characters.
+func scopeToken(s string) error {
+	for _, r := range s {
+		if r <= 0x20 || r == '"' || r == '\\' || r >= 0x7f {
+			return fmt.Errorf("%q is not one RFC 6749 §3.3 scope: printable ASCII without space, '\"' or '\\'", s)
+		}
+	}
+	return nil
+}
+
+// claimName refuses a claim name no token would use: claim names are JSON
+// strings, but in practice printable ASCII, URIs included.
+func claimName(s string) error {
+	for _, r := range s {
+		if r <= 0x20 || r >= 0x7f {
+			return fmt.Errorf("%q is not a claim name (printable ASCII without space)", s)
+		}
 	}
 	return nil
 }
