@@ -30,6 +30,13 @@ type Config struct {
 	Log Log `toml:"log"`
 	// POP3 is the [pop3] table: listeners and protocol policy.
 	POP3 POP3 `toml:"pop3"`
+	// LMTP is the [lmtp] table: the listener mail transfer agents
+	// deliver to.
+	LMTP LMTP `toml:"lmtp"`
+	// Delivery is the [delivery] table: how mail is put into maildrops.
+	Delivery Delivery `toml:"delivery"`
+	// Quota is the [quota] table: per-user limits.
+	Quota Quota `toml:"quota"`
 	// TLS is the [tls] table: certificate for STLS and implicit TLS.
 	TLS TLS `toml:"tls"`
 	// Limits is the [limits] table: resource bounds and timeouts.
@@ -221,6 +228,8 @@ func Default() *Config {
 			Listen:    []string{"[::]:110"},
 			ListenTLS: []string{"[::]:995"},
 		},
+		LMTP:     defaultLMTP(),
+		Delivery: defaultDelivery(),
 		TLS: TLS{
 			MinVersion: "1.2",
 		},

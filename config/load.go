@@ -183,6 +183,7 @@ func resolve(c *Config, dir string) {
 	for _, path := range []*string{
 		&c.Server.StateDir,
 		&c.Log.File,
+		&c.LMTP.Socket,
 		&c.TLS.Cert,
 		&c.TLS.Key,
 		&c.Users.PasswdFile,

@@ -93,6 +93,13 @@ func validate(c *Config) []problem {
 		{"oauth.cache_ttl", durationBetween(c.OAuth.CacheTTL, 0, time.Hour)},
 	}
 
+	for _, p := range deliveryRules(c) {
+		rules = append(rules, struct {
+			setting string
+			err     error
+		}{p.setting, p.err})
+	}
+
 	var problems []problem
 	for _, rule := range rules {
 		if rule.err == nil {
