@@ -16,6 +16,7 @@ import (
 
 	"github.com/postoffice-mail/postoffice/auth"
 	"github.com/postoffice-mail/postoffice/auth/sasl"
+	"github.com/postoffice-mail/postoffice/auth/scheme"
 	"github.com/postoffice-mail/postoffice/pop3"
 )
 
@@ -32,7 +33,19 @@ func (f *fakeAuth) LookupPassword(ctx context.Context, name string) (*auth.User,
 	if pw, ok := f.passwords[name]; ok {
 		return &auth.User{Name: name}, "{PLAIN}" + pw, nil
 	}
+	if stored, ok := f.stored[name]; ok {
+		return &auth.User{Name: name}, stored, nil
+	}
 	return nil, "", auth.ErrFailed
+}
+
+func storedSCRAM(t *testing.T, password string) string {
+	t.Helper()
+	s, err := scheme.Hash("SCRAM-SHA-256", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func (f *fakeAuth) LookupUser(ctx context.Context, name string) (*auth.User, error) {

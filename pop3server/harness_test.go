@@ -23,6 +23,7 @@ import (
 type fakeAuth struct {
 	mu          sync.Mutex
 	passwords   map[string]string
+	stored      map[string]string // "{SCHEME}data" for users without a plaintext password
 	unavailable bool
 }
 

@@ -1,5 +1,3 @@
-//go:build scramready
-
 package sasl
 
 import (
