@@ -42,8 +42,14 @@ func (d *DotReader) Read(p []byte) (int, error) {
 				return n, d.eofErr(err)
 			}
 			if b[0] == '.' {
-				b, err = d.r.Peek(3)
-				if err == nil && b[1] == '\r' && b[2] == '\n' {
+				// Peek two octets first: a lax server's ".\n" ends the
+				// body, and waiting for a third octet there would block
+				// until the server sends something it never will.
+				b, err = d.r.Peek(2)
+				if err == nil && b[1] == '\r' {
+					b, err = d.r.Peek(3)
+				}
+				if len(b) >= 3 && b[1] == '\r' && b[2] == '\n' {
 					d.r.Discard(3)
 					d.eof = true
 					if n == 0 {
