@@ -109,6 +109,10 @@ type TLS struct {
 	Key string `toml:"key"`
 	// MinVersion is "1.2" or "1.3"; see Config.TLSMinVersion.
 	MinVersion string `toml:"min_version"`
+	// ClientCA is a PEM file of certificate authorities whose client
+	// certificates the server accepts for SASL EXTERNAL; "" asks for
+	// none.
+	ClientCA string `toml:"client_ca"`
 }
 
 // Limits is the [limits] table. Its field names match pop3server.Config.
@@ -158,6 +162,12 @@ type Maildir struct {
 // guessing (package auth/penalty), in the spirit of Dovecot's auth
 // penalty.
 type Auth struct {
+	// Mechanisms are the SASL mechanisms AUTH offers (RFC 5034), in
+	// order. PLAIN, LOGIN and the OAuth ones are offered only where
+	// plaintext authentication is allowed.
+	Mechanisms []string `toml:"mechanisms"`
+	// Timeout bounds one AUTH exchange.
+	Timeout Duration `toml:"timeout"`
 	// PenaltyBase is the delay after the first failure; it doubles with
 	// each further failure up to PenaltyMax. 0 disables the penalty.
 	PenaltyBase Duration `toml:"penalty_base"`
@@ -252,6 +262,8 @@ func Default() *Config {
 			LockLease: Duration{2 * time.Minute},
 		},
 		Auth: Auth{
+			Mechanisms:      []string{"PLAIN", "LOGIN"},
+			Timeout:         Duration{60 * time.Second},
 			PenaltyBase:     Duration{2 * time.Second},
 			PenaltyMax:      Duration{15 * time.Second},
 			PenaltyWindow:   Duration{15 * time.Minute},

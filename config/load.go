@@ -186,6 +186,7 @@ func resolve(c *Config, dir string) {
 		&c.LMTP.Socket,
 		&c.TLS.Cert,
 		&c.TLS.Key,
+		&c.TLS.ClientCA,
 		&c.Users.PasswdFile,
 		&c.OAuth.ClientSecretFile,
 	} {

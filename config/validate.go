@@ -72,6 +72,8 @@ func validate(c *Config) []problem {
 		{"maildir.lock_lease", atLeast(c.Maildir.LockLease, 10*time.Second, "")},
 
 		// Past a minute clients give up rather than wait.
+		{"auth.mechanisms", mechanisms(c.Auth.Mechanisms, c)},
+		{"auth.timeout", durationBetween(c.Auth.Timeout, time.Second, 10*time.Minute)},
 		{"auth.penalty_base", durationBetween(c.Auth.PenaltyBase, 0, time.Minute)},
 		{"auth.penalty_max", penaltyMax(c.Auth.PenaltyMax, c.Auth.PenaltyBase)},
 		{"auth.penalty_window", durationBetween(c.Auth.PenaltyWindow, time.Minute, 24*time.Hour)},
@@ -506,6 +508,34 @@ func claimName(s string) error {
 	for _, r := range s {
 		if r <= 0x20 || r >= 0x7f {
 			return fmt.Errorf("%q is not a claim name (printable ASCII without space)", s)
+		}
+	}
+	return nil
+}
+
+// saslMechanisms are the mechanisms package auth/sasl implements.
+var saslMechanisms = []string{"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256",
+	"SCRAM-SHA-256-PLUS", "OAUTHBEARER", "XOAUTH2", "EXTERNAL"}
+
+// mechanisms checks auth.mechanisms: known names, each once, and the
+// settings each one needs.
+func mechanisms(names []string, c *Config) error {
+	for i, name := range names {
+		var err error
+		switch {
+		case !slices.Contains(saslMechanisms, name):
+			err = fmt.Errorf("%q is not one of %s", name, strings.Join(saslMechanisms, ", "))
+		case slices.Index(names, name) != i:
+			err = fmt.Errorf("%q is listed twice", name)
+		case (name == "OAUTHBEARER" || name == "XOAUTH2") && c.OAuth.Mode == "none":
+			err = fmt.Errorf("%s needs oauth.mode", name)
+		case name == "EXTERNAL" && c.TLS.ClientCA == "":
+			err = errors.New("EXTERNAL needs tls.client_ca")
+		case name == "SCRAM-SHA-256-PLUS" && c.TLS.Cert == "":
+			err = errors.New("SCRAM-SHA-256-PLUS needs TLS (tls.cert)")
+		}
+		if err != nil {
+			return &elementError{index: i, err: err}
 		}
 	}
 	return nil

@@ -182,6 +182,16 @@ func TestValidationRules(t *testing.T) {
 			line: 4, setting: "maildir.lock_lease", msg: `"5s" is below the minimum of 10s`},
 
 		// [auth]
+		{name: "unknown mechanism", doc: withCert + "[auth]\nmechanisms = [\"PLAIN\", \"DIGEST-MD5\"]\n",
+			line: 4, setting: "auth.mechanisms[1]", msg: `"DIGEST-MD5" is not one of`},
+		{name: "mechanism twice", doc: withCert + "[auth]\nmechanisms = [\"PLAIN\", \"PLAIN\"]\n",
+			line: 4, setting: "auth.mechanisms[1]", msg: "listed twice"},
+		{name: "oauth mechanism without oauth", doc: withCert + "[auth]\nmechanisms = [\"XOAUTH2\"]\n",
+			line: 4, setting: "auth.mechanisms[0]", msg: "needs oauth.mode"},
+		{name: "external without client ca", doc: withCert + "[auth]\nmechanisms = [\"EXTERNAL\"]\n",
+			line: 4, setting: "auth.mechanisms[0]", msg: "needs tls.client_ca"},
+		{name: "auth timeout", doc: withCert + "[auth]\ntimeout = \"0s\"\n",
+			line: 4, setting: "auth.timeout", msg: "below the minimum of 1s"},
 		{name: "penalty base negative", doc: withCert + "[auth]\npenalty_base = \"-1s\"\n",
 			line: 4, setting: "auth.penalty_base", msg: `"-1s" is below the minimum of 0s`},
 		{name: "penalty base too long", doc: withCert + "[auth]\npenalty_base = \"2m\"\npenalty_max = \"1m\"\n",
