@@ -2,12 +2,18 @@ package pop3server
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/xdg-go/scram"
+
+	"github.com/postoffice-mail/postoffice/auth/passwdfile"
+	"github.com/postoffice-mail/postoffice/auth/sasl"
 	"github.com/postoffice-mail/postoffice/pop3"
 )
 
@@ -83,4 +89,69 @@ func BenchmarkSession(b *testing.B) {
 		c.cmd(b, "QUIT")
 		c.nc.Close()
 	}
+}
+
+// BenchmarkLogin measures whole logins (connect, AUTH, QUIT) against a
+// real passwd-file, per mechanism and password scheme, so that the cost
+// of each hash scheme is visible next to the protocol's own.
+func BenchmarkLogin(b *testing.B) {
+	cases := []struct{ mech, scheme string }{
+		{"PLAIN", "PLAIN"},
+		{"PLAIN", "SSHA512"},
+		{"PLAIN", "SHA512-CRYPT"},
+		{"PLAIN", "BLF-CRYPT"},
+		{"PLAIN", "ARGON2ID"},
+		{"PLAIN", "SCRAM-SHA-256"},
+		{"SCRAM-SHA-256", "SCRAM-SHA-256"},
+		{"SCRAM-SHA-256", "PLAIN"},
+	}
+	for _, tc := range cases {
+		b.Run(tc.mech+"/"+tc.scheme, func(b *testing.B) {
+			passwd := filepath.Join(b.TempDir(), "passwd")
+			if err := passwdfile.Add(passwd, "alice", "wonderland", tc.scheme, ""); err != nil {
+				b.Fatal(err)
+			}
+			users, err := passwdfile.Open(passwd)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ts := newTestServer(b, func(c *Config) {
+				c.Auth = users
+				c.SASLMechanisms = []string{sasl.Plain, sasl.SCRAMSHA256}
+			})
+			for b.Loop() {
+				c := dialBench(b, ts.addr)
+				if tc.mech == "PLAIN" {
+					c.cmd(b, "AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice\x00wonderland")))
+				} else {
+					c.scram(b, "alice", "wonderland")
+				}
+				c.cmd(b, "QUIT")
+				c.nc.Close()
+			}
+		})
+	}
+}
+
+func (c *benchClient) scram(b *testing.B, user, password string) {
+	client, _ := scram.SHA256.NewClient(user, password, "")
+	conv := client.NewConversation()
+	first, _ := conv.Step("")
+	challenge := func(line string) string {
+		fmt.Fprintf(c.nc, "%s\r\n", line)
+		reply, err := c.r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(reply, "+ ") {
+			b.Fatalf("got %q, %v", reply, err)
+		}
+		raw, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(reply[2:]))
+		return string(raw)
+	}
+	challenge("AUTH SCRAM-SHA-256")
+	serverFirst := challenge(base64.StdEncoding.EncodeToString([]byte(first)))
+	final, err := conv.Step(serverFirst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	challenge(base64.StdEncoding.EncodeToString([]byte(final)))
+	c.cmd(b, "")
 }
