@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: ./scripts/test.sh
 #
-# Installs the real POP3 clients the interoperability tests drive (Debian
-# packages; only when missing), checks formatting, vets, builds, then runs
-# every test with the race detector and POSTOFFICE_INTEROP=1, under which a
+# Installs the real POP3 clients the interoperability tests drive, and
+# fail2ban for the check of its filter (Debian packages; only when
+# missing), checks formatting, vets, builds, then runs every test with the race detector and POSTOFFICE_INTEROP=1, under which a
 # test whose client program is missing fails instead of skipping.
 #
 # Runs as root on a fresh Debian 12 (CI runs it from .ci/run with CI=true
@@ -31,6 +31,7 @@ declare -A needs=(
 	[mpop]=mpop
 	[curl]=curl
 	[python3]=python3
+	[fail2ban]=fail2ban-regex
 	[ca-certificates]=""
 )
 
