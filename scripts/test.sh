@@ -3,8 +3,9 @@
 #
 # Installs the real POP3 clients the interoperability tests drive, and
 # fail2ban for the check of its filter (Debian packages; only when
-# missing), checks formatting, vets, builds, then runs every test with the race detector and POSTOFFICE_INTEROP=1, under which a
-# test whose client program is missing fails instead of skipping.
+# missing), checks formatting, vets, builds, then runs every test with the
+# race detector and POSTOFFICE_INTEROP=1, under which a test whose client
+# program is missing fails instead of skipping.
 #
 # Runs as root on a fresh Debian 12 (CI runs it from .ci/run with CI=true
 # and no standard input). Without root, the client programs must already be
