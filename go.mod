@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
+	github.com/emersion/go-smtp v0.25.1
 	github.com/go-crypt/crypt v0.14.15
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/xdg-go/scram v1.4.0
@@ -13,7 +14,6 @@ require (
 )
 
 require (
-	github.com/emersion/go-smtp v0.25.1 // indirect
 	github.com/go-crypt/x v0.4.16 // indirect
 	github.com/xdg-go/stringprep v1.0.4 // indirect
 	golang.org/x/text v0.44.0 // indirect
