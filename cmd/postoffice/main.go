@@ -45,6 +45,7 @@ var subcommands = []struct {
 	{"serve", "run the POP3 server", runServe},
 	{"quickstart", "run a demo server on loopback with a demo user", runQuickstart},
 	{"user", "add, change, delete or list users in the passwd-file", runUser},
+	{"fetch", "download mail from POP3 accounts into a Maildir, mbox or MDA", runFetch},
 }
 
 func main() {

@@ -1,0 +1,272 @@
+package fetch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// mboxDest appends to an mbox file in the mboxrd format: each message
+// starts with a "From " line, every line that starts with zero or more
+// '>' followed by "From " gets one more '>', and a blank line ends it.
+// Appends take a POSIX (fcntl) write lock on the whole file, the lock
+// mutt, procmail and Dovecot take as well.
+//
+// Exactly once: before writing, the offset the message will start at and
+// the date of its "From " line are recorded (durably) in the journal.
+// After an interrupted run, a delivery recorded so and not settled is
+// decided by comparing the file from that offset with the message
+// downloaded again and rendered the same way: equal means delivered; a
+// file that ends partway through the rendering is cut back to the offset
+// (the partial message was ours, written last); anything else is left
+// alone.
+type mboxDest struct {
+	path    string
+	journal journal
+	f       *os.File
+}
+
+func newMboxDest(path string, j journal) *mboxDest {
+	return &mboxDest{path: path, journal: j}
+}
+
+func (d *mboxDest) String() string { return "mbox " + d.path }
+
+func (d *mboxDest) batchSize() int { return 32 }
+
+func (d *mboxDest) open() error {
+	if d.f != nil {
+		return nil
+	}
+	f, err := os.OpenFile(d.path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("%s: %w", d, err)
+	}
+	d.f = f
+	return nil
+}
+
+// lock takes the fcntl write lock, waiting for another writer up to a
+// minute (or ctx).
+func (d *mboxDest) lock(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: io.SeekStart}
+		err := syscall.FcntlFlock(d.f.Fd(), syscall.F_SETLK, &lk)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("%s: lock: %w", d, err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: locked by another program for over a minute", d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (d *mboxDest) unlock() {
+	lk := syscall.Flock_t{Type: syscall.F_UNLCK, Whence: io.SeekStart}
+	syscall.FcntlFlock(d.f.Fd(), syscall.F_SETLK, &lk)
+}
+
+func (d *mboxDest) write(ctx context.Context, m *message, body io.Reader) (err error) {
+	if err := d.open(); err != nil {
+		return err
+	}
+	if err := d.lock(ctx); err != nil {
+		return err
+	}
+	defer d.unlock()
+	st, err := d.f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", d, err)
+	}
+	offset := st.Size()
+	date := now().Unix()
+	if err := d.journal.begin(m.uid, strconv.FormatInt(offset, 10)+" "+strconv.FormatInt(date, 10)); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			// Nothing half-written stays: cut back to where we began.
+			if terr := d.f.Truncate(offset); terr == nil && d.f.Sync() == nil {
+				d.journal.cancel(m.uid)
+			}
+		}
+	}()
+	w := bufio.NewWriterSize(&offsetWriter{f: d.f, off: offset}, 64<<10)
+	if err := renderMboxrd(w, newLFReader(contextReader{ctx, body}), date); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("%s: %w", d, err)
+	}
+	if err := d.f.Sync(); err != nil {
+		return fmt.Errorf("%s: %w", d, err)
+	}
+	return nil
+}
+
+// offsetWriter writes at an explicit offset (the file is not opened with
+// O_APPEND so that the same descriptor can truncate and compare).
+type offsetWriter struct {
+	f   *os.File
+	off int64
+}
+
+func (o *offsetWriter) Write(p []byte) (int, error) {
+	n, err := o.f.WriteAt(p, o.off)
+	o.off += int64(n)
+	return n, err
+}
+
+// fromLine is the separator line: no envelope sender is known to a POP3
+// client, so it is MAILER-DAEMON, as mpop and mutt write it.
+func fromLine(date int64) string {
+	return "From MAILER-DAEMON " + time.Unix(date, 0).UTC().Format("Mon Jan _2 15:04:05 2006") + "\n"
+}
+
+// renderMboxrd writes the "From " line, the message (LF line ends) with
+// mboxrd quoting, and the blank line that ends it.
+func renderMboxrd(w *bufio.Writer, body io.Reader, date int64) error {
+	w.WriteString(fromLine(date))
+	br := bufio.NewReaderSize(body, 64<<10)
+	atStart := true
+	var last byte = '\n'
+	empty := true
+	for {
+		if atStart {
+			// ">*From " at the start of a line gets one more '>'.
+			peek, _ := br.Peek(64)
+			i := 0
+			for i < len(peek) && peek[i] == '>' {
+				i++
+			}
+			if bytes.HasPrefix(peek[i:], []byte("From ")) {
+				w.WriteByte('>')
+			}
+		}
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			empty = false
+			w.Write(chunk)
+			last = chunk[len(chunk)-1]
+			atStart = last == '\n'
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return err
+		}
+	}
+	if !empty && last != '\n' {
+		w.WriteByte('\n')
+	}
+	_, err := w.WriteString("\n")
+	return err
+}
+
+func (d *mboxDest) commit(ctx context.Context) error { return nil }
+
+func (d *mboxDest) recover(ctx context.Context, r *recovery) (map[string]bool, error) {
+	found := make(map[string]bool)
+	if len(r.pending) == 0 {
+		return found, nil
+	}
+	if err := d.open(); err != nil {
+		return nil, err
+	}
+	if err := d.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer d.unlock()
+	for uid, token := range r.pending {
+		offStr, dateStr, _ := strings.Cut(token, " ")
+		offset, err1 := strconv.ParseInt(offStr, 10, 64)
+		date, err2 := strconv.ParseInt(dateStr, 10, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%s: bad journal token %q for %s", d, token, uid)
+		}
+		st, err := d.f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		if st.Size() <= offset {
+			continue // nothing was written
+		}
+		rc, err := r.refetch(ctx, uid)
+		if err != nil {
+			// Gone from the server: the file has data after the offset
+			// and we cannot compare; count it delivered rather than lose
+			// track of it.
+			r.warn("%s: message %s is no longer on the server; assuming the data at offset %d is it", d, uid, offset)
+			found[uid] = true
+			continue
+		}
+		var want bytes.Buffer
+		bw := bufio.NewWriter(&want)
+		err = renderMboxrd(bw, newLFReader(rc), date)
+		rc.Close()
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: downloading message %s again: %w", d, uid, err)
+		}
+		have := make([]byte, min(st.Size()-offset, int64(want.Len())))
+		if _, err := d.f.ReadAt(have, offset); err != nil {
+			return nil, fmt.Errorf("%s: %w", d, err)
+		}
+		switch {
+		case bytes.Equal(have, want.Bytes()):
+			found[uid] = true
+		case bytes.HasPrefix(want.Bytes(), have) && st.Size()-offset == int64(len(have)):
+			// Our own partial write, last in the file.
+			if err := d.f.Truncate(offset); err != nil {
+				return nil, fmt.Errorf("%s: %w", d, err)
+			}
+			if err := d.f.Sync(); err != nil {
+				return nil, fmt.Errorf("%s: %w", d, err)
+			}
+			r.warn("%s: removed the incomplete copy of message %s an interrupted run left at offset %d", d, uid, offset)
+		default:
+			r.warn("%s: data at offset %d is not message %s; leaving it alone", d, offset, uid)
+		}
+	}
+	return found, nil
+}
+
+// contextReader stops a copy once ctx is done.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func (d *mboxDest) close() error {
+	if d.f == nil {
+		return nil
+	}
+	return d.f.Close()
+}
