@@ -78,6 +78,10 @@ var (
 	ErrDiskFull = newError(452, [3]int{4, 3, 1}, "Insufficient system storage, please try again later", nil)
 )
 
+// With returns a copy of the error with its own text (unless "") and
+// cause, keeping its codes: ErrTemporary.With("Database down", err).
+func (e *Error) With(text string, cause error) *Error { return e.with(text, cause) }
+
 // with returns a copy of kind with its own text and cause.
 func (e *Error) with(text string, cause error) *Error {
 	c := *e

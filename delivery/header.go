@@ -1,6 +1,8 @@
 package delivery
 
 import (
+	"crypto/rand"
+	"encoding/base32"
 	"strings"
 	"time"
 )
@@ -100,3 +102,11 @@ func commentSafe(s string) string {
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f || r == 0xfffd }
+
+// NewID returns a transaction id for Received fields and logs: 16
+// characters of base32, random.
+func NewID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return base32.StdEncoding.EncodeToString(b[:])
+}

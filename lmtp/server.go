@@ -24,8 +24,6 @@ package lmtp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -228,11 +226,4 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 func (c *deadlineConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
-}
-
-// newID returns a transaction id for Received fields and logs.
-func newID() string {
-	var b [10]byte
-	rand.Read(b[:])
-	return base32.StdEncoding.EncodeToString(b[:])
 }

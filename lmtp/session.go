@@ -52,7 +52,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil {
 		s.size = opts.Size
 	}
-	s.id = newID()
+	s.id = delivery.NewID()
 	return nil
 }
 

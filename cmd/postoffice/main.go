@@ -1,6 +1,8 @@
 // Command postoffice is the POP3 server and its tools, in one binary:
 //
 //	postoffice serve -config FILE      run the server
+//	postoffice deliver -d USER [-a ADDRESS] [-f SENDER] < MESSAGE
+//	                                   deliver one message (an MDA for a pipe)
 //	postoffice quickstart [-dir DIR]   a demo server on loopback, ready for curl
 //	postoffice user add|passwd|del|list  edit the passwd-file
 //
@@ -43,6 +45,7 @@ var subcommands = []struct {
 	run           func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 }{
 	{"serve", "run the POP3 server", runServe},
+	{"deliver", "deliver one message from standard input (an MDA for a pipe)", runDeliver},
 	{"quickstart", "run a demo server on loopback with a demo user", runQuickstart},
 	{"user", "add, change, delete or list users in the passwd-file", runUser},
 	{"fetch", "download mail from POP3 accounts into a Maildir, mbox or MDA", runFetch},

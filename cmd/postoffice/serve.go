@@ -16,6 +16,7 @@ import (
 	"github.com/postoffice-mail/postoffice/auth/passwdfile"
 	"github.com/postoffice-mail/postoffice/config"
 	"github.com/postoffice-mail/postoffice/internal/certs"
+	"github.com/postoffice-mail/postoffice/lmtp"
 	"github.com/postoffice-mail/postoffice/pop3server"
 	"github.com/postoffice-mail/postoffice/store/maildir"
 )
@@ -46,7 +47,7 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func
 	}
 	defer closeLog()
 
-	srv, err := newServer(cfg, logger)
+	srv, users, mail, err := newServer(cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -62,8 +63,14 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func
 	if len(plain)+len(secure) == 0 {
 		return fail(exitConfig, "no listeners: set pop3.listen or pop3.listen_tls")
 	}
+	lmtpSrv, lmtpListeners, err := startLMTP(cfg, users, mail, logger)
+	if err != nil {
+		closeAll(plain)
+		closeAll(secure)
+		return err
+	}
 
-	errc := make(chan error, len(plain)+len(secure))
+	errc := make(chan error, len(plain)+len(secure)+len(lmtpListeners))
 	for _, l := range plain {
 		logger.Info("listening", "addr", l.Addr().String(), "tls", "stls")
 		go func() { errc <- srv.Serve(l) }()
@@ -71,6 +78,9 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func
 	for _, l := range secure {
 		logger.Info("listening", "addr", l.Addr().String(), "tls", "implicit")
 		go func() { errc <- srv.ServeTLS(l) }()
+	}
+	for _, l := range lmtpListeners {
+		go func() { errc <- lmtpSrv.Serve(l) }()
 	}
 	if ready != nil {
 		ready(addrs(plain), addrs(secure))
@@ -85,21 +95,36 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
 	defer cancel()
+	// Both sides drain at once, within the one deadline. An LMTP
+	// connection cut at the deadline was not acknowledged: the MTA sends
+	// its mail again.
+	lmtpDone := make(chan struct{})
+	go func() {
+		defer close(lmtpDone)
+		if lmtpSrv == nil {
+			return
+		}
+		if err := lmtpSrv.Shutdown(sctx); err != nil {
+			logger.Warn("LMTP connections cut at the shutdown deadline", "err", err)
+		}
+	}()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("sessions cut at the shutdown deadline", "err", err)
 	}
+	<-lmtpDone
 	logger.Info("stopped")
-	if serveErr != nil && !errors.Is(serveErr, pop3server.ErrServerClosed) {
+	if serveErr != nil && !errors.Is(serveErr, pop3server.ErrServerClosed) && !errors.Is(serveErr, lmtp.ErrServerClosed) {
 		return serveErr
 	}
 	return nil
 }
 
-// newServer wires the user database, the store and TLS into the engine.
-func newServer(cfg *config.Config, logger *slog.Logger) (*pop3server.Server, error) {
+// newServer wires the user database, the store and TLS into the engine,
+// and returns the user database and the store for the LMTP side.
+func newServer(cfg *config.Config, logger *slog.Logger) (*pop3server.Server, *passwdfile.File, *maildir.Store, error) {
 	users, err := passwdfile.Open(cfg.Users.PasswdFile)
 	if err != nil {
-		return nil, fail(exitConfig, "users: %v", err)
+		return nil, nil, nil, fail(exitConfig, "users: %v", err)
 	}
 	mail, err := maildir.New(maildir.Config{
 		Location:  cfg.Maildir.Location,
@@ -107,7 +132,7 @@ func newServer(cfg *config.Config, logger *slog.Logger) (*pop3server.Server, err
 		Logger:    logger,
 	})
 	if err != nil {
-		return nil, fail(exitConfig, "maildir: %v", err)
+		return nil, nil, nil, fail(exitConfig, "maildir: %v", err)
 	}
 	scfg := pop3server.Config{
 		Hostname:            cfg.Server.Hostname,
@@ -134,14 +159,14 @@ func newServer(cfg *config.Config, logger *slog.Logger) (*pop3server.Server, err
 	if cfg.TLS.Cert != "" {
 		scfg.TLS, err = certs.ServerConfig(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLSMinVersion())
 		if err != nil {
-			return nil, fail(exitConfig, "tls: %v", err)
+			return nil, nil, nil, fail(exitConfig, "tls: %v", err)
 		}
 	}
 	srv, err := pop3server.New(scfg)
 	if err != nil {
-		return nil, fail(exitConfig, "%v", err)
+		return nil, nil, nil, fail(exitConfig, "%v", err)
 	}
-	return srv, nil
+	return srv, users, mail, nil
 }
 
 func newLogger(cfg config.Log, stderr io.Writer) (*slog.Logger, func(), error) {

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/postoffice-mail/postoffice/auth"
+	"github.com/postoffice-mail/postoffice/auth/passwdfile"
+	"github.com/postoffice-mail/postoffice/config"
+	"github.com/postoffice-mail/postoffice/delivery"
+	"github.com/postoffice-mail/postoffice/store/maildir"
+)
+
+// Exit codes of "deliver", as MTAs read them (sysexits.h; Postfix's
+// pipe(8) and Exim's pipe transport defer on 75 and bounce on the others).
+const (
+	exitDataErr    = 65 // EX_DATAERR: the message itself is refused
+	exitCantCreate = 73 // EX_CANTCREAT: the maildrop is over quota
+)
+
+// runDeliver is "postoffice deliver": a local delivery agent for a pipe,
+// with dovecot-lda's options. It reads one message on standard input and
+// delivers it to one user, then exits 0 (delivered, durably), 67 (unknown
+// user), 65 (message refused), 73 (over quota) or 75 (temporary failure:
+// the MTA retries). Mistakes in the command line or the configuration are
+// 75 too, so that mail waits in the queue while the administrator fixes
+// them instead of bouncing. The reason goes to standard error, one line.
+func runDeliver(args []string, stdin io.Reader, _, stderr io.Writer) error {
+	fs := flag.NewFlagSet("deliver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "/etc/postoffice/postoffice.toml", "configuration `file`")
+	fs.StringVar(configFile, "c", "/etc/postoffice/postoffice.toml", "configuration `file` (as dovecot-lda's -c)")
+	user := fs.String("d", "", "destination `user` name, looked up in the user database")
+	address := fs.String("a", "", "destination `address` (the original recipient); with no -d, the user is found from it as LMTP does")
+	final := fs.String("r", "", "final recipient `address`, written into Delivered-To (default: -a, else the user name)")
+	from := fs.String("f", "", "envelope `sender`; default: the mbox \"From \" line, if the message starts with one, else <>")
+	fs.Bool("e", false, "ignored: rejections always go to standard error with an exit code (dovecot-lda compatibility)")
+	fs.Bool("k", false, "ignored (dovecot-lda compatibility)")
+	fs.String("m", "", "ignored: POP3 has one mailbox (dovecot-lda compatibility)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fail(exitTempFail, "%v", err)
+	}
+	if fs.NArg() > 0 {
+		return fail(exitTempFail, "unexpected arguments %q", fs.Args())
+	}
+	if *user == "" && *address == "" && *final == "" {
+		return fail(exitTempFail, "no recipient: give -d user or -a address")
+	}
+	cfg, err := config.Load(*configFile)
+	if err != nil {
+		return fail(exitTempFail, "%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	logger, closeLog, err := deliverLogger(cfg.Log)
+	if err != nil {
+		return fail(exitTempFail, "%v", err)
+	}
+	defer closeLog()
+	users, err := passwdfile.Open(cfg.Users.PasswdFile, passwdfile.WithLogger(logger))
+	if err != nil {
+		return fail(exitTempFail, "users: %v", err)
+	}
+	mail, err := maildir.New(maildir.Config{Location: cfg.Maildir.Location, LockLease: cfg.Maildir.LockLease.Duration, Logger: logger})
+	if err != nil {
+		return fail(exitTempFail, "maildir: %v", err)
+	}
+	agent, err := newAgent(cfg, users, mail, logger)
+	if err != nil {
+		return fail(exitTempFail, "%v", err)
+	}
+
+	rcpt, err := deliverRecipient(ctx, agent, users, *user, *address, *final)
+	if err != nil {
+		return deliverFailure(err)
+	}
+	in := bufio.NewReaderSize(stdin, 64*1024)
+	mboxSender, err := delivery.SkipMboxFromLine(in)
+	if err != nil {
+		return fail(exitTempFail, "read message: %v", err)
+	}
+	sender := *from
+	if sender == "" {
+		sender = mboxSender
+	}
+	if err := delivery.CheckSender(sender); err != nil {
+		return deliverFailure(err)
+	}
+	msg, err := agent.ReadMessage(in)
+	if err != nil {
+		return deliverFailure(err)
+	}
+	defer msg.Close()
+	env := &delivery.Envelope{From: sender, ID: delivery.NewID()}
+	if _, err := agent.Deliver(ctx, env, msg, rcpt); err != nil {
+		return deliverFailure(err)
+	}
+	return nil
+}
+
+// deliverRecipient finds the recipient: the user named by -d (Delivered-To
+// then names the -r or -a address, or the user), or else the user the -a
+// (or -r) address belongs to, mapped as LMTP maps it.
+func deliverRecipient(ctx context.Context, agent *delivery.Agent, users auth.UserLookup, user, address, final string) (*delivery.Recipient, error) {
+	shown := final
+	if shown == "" {
+		shown = address
+	}
+	if user == "" {
+		r, err := agent.Resolve(ctx, shown)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	if shown == "" {
+		shown = user
+	}
+	if err := delivery.CheckSender(shown); err != nil { // no control characters for Delivered-To
+		return nil, delivery.ErrBadAddress
+	}
+	if auth.ValidUsername(user) != nil {
+		return nil, delivery.ErrUnknownUser
+	}
+	u, err := users.LookupUser(ctx, user)
+	if errors.Is(err, auth.ErrFailed) {
+		return nil, delivery.ErrUnknownUser
+	}
+	if err != nil {
+		return nil, delivery.ErrTemporary.With("User database unavailable", err)
+	}
+	return &delivery.Recipient{Address: shown, User: u}, nil
+}
+
+// deliverFailure turns a delivery error into the exit code an MTA
+// understands and the one-line reason it shows.
+func deliverFailure(err error) error {
+	var e *delivery.Error
+	if !errors.As(err, &e) {
+		return fail(exitTempFail, "%v", err)
+	}
+	code := exitDataErr
+	switch {
+	case e.Temporary():
+		code = exitTempFail
+	case errors.Is(e, delivery.ErrQuota):
+		code = exitCantCreate
+	case errors.Is(e, delivery.ErrBadSender):
+		code = exitDataErr
+	case e.Enhanced[1] == 1: // X.1.x: the recipient's address
+		code = exitNoUser
+	}
+	return &exitError{code: code, err: e}
+}
+
+// deliverLogger logs to the configured log file, or nowhere: standard
+// error belongs to the MTA, which shows it in bounces and its own log.
+func deliverLogger(cfg config.Log) (*slog.Logger, func(), error) {
+	if cfg.File == "" {
+		return slog.New(slog.DiscardHandler), func() {}, nil
+	}
+	return newLogger(cfg, os.Stderr)
+}

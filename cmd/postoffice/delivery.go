@@ -1,0 +1,76 @@
+package main
+
+import (
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/postoffice-mail/postoffice/auth/passwdfile"
+	"github.com/postoffice-mail/postoffice/config"
+	"github.com/postoffice-mail/postoffice/delivery"
+	"github.com/postoffice-mail/postoffice/lmtp"
+	"github.com/postoffice-mail/postoffice/store"
+)
+
+// newAgent wires the delivery agent of "serve" (LMTP) and "deliver".
+func newAgent(cfg *config.Config, users *passwdfile.File, st store.Deliverer, logger *slog.Logger) (*delivery.Agent, error) {
+	return delivery.New(delivery.Config{
+		Hostname: cfg.Server.Hostname,
+		Users:    users,
+		Store:    st,
+		Addresses: delivery.AddressPolicy{
+			ByAddress:       cfg.Delivery.Recipient == "address",
+			Domains:         cfg.Delivery.Domains,
+			DetailDelimiter: cfg.Delivery.DetailDelimiter,
+		},
+		MaxMessageSize: cfg.DeliveryMaxMessageSize(),
+		Quota:          delivery.Quota{Bytes: int64(cfg.Quota.Storage), Messages: int64(cfg.Quota.Messages)},
+		Logger:         logger,
+	})
+}
+
+// lmtpConfigured reports whether the configuration asks for an LMTP
+// listener.
+func lmtpConfigured(cfg *config.Config) bool {
+	return len(cfg.LMTP.Listen) > 0 || cfg.LMTP.Socket != ""
+}
+
+// startLMTP builds the LMTP server and opens its listeners, or returns
+// nils when LMTP is not configured.
+func startLMTP(cfg *config.Config, users *passwdfile.File, st store.Deliverer, logger *slog.Logger) (*lmtp.Server, []net.Listener, error) {
+	if !lmtpConfigured(cfg) {
+		return nil, nil, nil
+	}
+	agent, err := newAgent(cfg, users, st, logger)
+	if err != nil {
+		return nil, nil, fail(exitConfig, "%v", err)
+	}
+	srv, err := lmtp.New(lmtp.Config{
+		Hostname:       cfg.Server.Hostname,
+		Agent:          agent,
+		Logger:         logger,
+		MaxRecipients:  cfg.LMTP.MaxRecipients,
+		MaxConnections: cfg.LMTP.MaxConnections,
+		ReadTimeout:    cfg.LMTP.ReadTimeout.Duration,
+		WriteTimeout:   cfg.LMTP.WriteTimeout.Duration,
+	})
+	if err != nil {
+		return nil, nil, fail(exitConfig, "%v", err)
+	}
+	ls, err := listenAll(cfg.LMTP.Listen)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.LMTP.Socket != "" {
+		l, err := lmtp.ListenUnix(cfg.LMTP.Socket, os.FileMode(cfg.LMTPSocketMode()), cfg.LMTP.SocketGroup)
+		if err != nil {
+			closeAll(ls)
+			return nil, nil, fail(exitTempFail, "%v", err)
+		}
+		ls = append(ls, l)
+	}
+	for _, l := range ls {
+		logger.Info("listening", "addr", l.Addr().String(), "protocol", "lmtp")
+	}
+	return srv, ls, nil
+}
