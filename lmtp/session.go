@@ -32,12 +32,12 @@ type session struct {
 	helo     string
 	remoteIP string
 
-	from     string
-	hasFrom  bool
-	size     int64 // SIZE announced with MAIL, or 0
-	rcpts    []*delivery.Recipient
-	count    map[string]int // RCPT commands accepted per address
-	id       string
+	from    string
+	hasFrom bool
+	size    int64 // SIZE announced with MAIL, or 0
+	rcpts   []*delivery.Recipient
+	count   map[string]int // RCPT commands accepted per address
+	id      string
 }
 
 var _ smtp.LMTPSession = (*session)(nil)
