@@ -301,7 +301,21 @@ func decodeError(name string, idx keyLines, err error) error {
 // table header) to the line they are written on.
 type keyLines map[string]int
 
-func (k keyLines) line(setting string) int { return k[setting] }
+// line is the setting's line, or else its table's (a default that
+// conflicts is reported at the [[account]] it belongs to).
+func (k keyLines) line(setting string) int {
+	for setting != "" {
+		if n, ok := k[setting]; ok {
+			return n
+		}
+		i := strings.LastIndexByte(setting, '.')
+		if i < 0 {
+			return 0
+		}
+		setting = setting[:i]
+	}
+	return 0
+}
 
 // indexKeys records the line of every key, naming the elements of an
 // array of tables by index as the errors do.

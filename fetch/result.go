@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -106,11 +107,12 @@ func classify(err error) int {
 		}
 		return ExitTempFail
 	}
-	var certErr *x509.UnknownAuthorityError
+	var verifyErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	switch {
-	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &invalid):
+	case errors.As(err, &verifyErr), errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &invalid):
 		return ExitUnavailable
 	case errors.Is(err, pop3client.ErrTLSRequired), errors.Is(err, pop3client.ErrInsecureAuth), errors.Is(err, pop3client.ErrServerNotVerified):
 		return ExitUnavailable
