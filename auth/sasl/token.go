@@ -28,7 +28,18 @@ type StatusError interface {
 	OAuthStatus() string
 }
 
+// JSONError is an error that can render its own RFC 7628 §3.2.2 JSON
+// (package auth/oauth's *Error, which also names the missing scope).
+type JSONError interface {
+	error
+	JSON(openIDConfiguration string) []byte
+}
+
 func errorChallenge(err error) []byte {
+	var je JSONError
+	if errors.As(err, &je) {
+		return je.JSON("")
+	}
 	status := "invalid_token"
 	var se StatusError
 	if errors.As(err, &se) && se.OAuthStatus() != "" {
