@@ -423,7 +423,7 @@ func TestErrorJSON(t *testing.T) {
 		`{"status":"invalid_token","openid-configuration":"https://auth.example.com/.well-known/openid-configuration"}` {
 		t.Errorf("JSON = %s", got)
 	}
-	if !errors.Is(e, auth.ErrFailed) || e.Error() != "oauth: invalid_token: expired" {
+	if !errors.Is(e, auth.ErrFailed) || e.Error() != "oauth: invalid_token: expired" || e.OAuthStatus() != StatusInvalidToken {
 		t.Errorf("Error = %q, Is(ErrFailed) = %v", e.Error(), errors.Is(e, auth.ErrFailed))
 	}
 }

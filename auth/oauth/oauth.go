@@ -220,6 +220,9 @@ func (e *Error) Error() string {
 // Unwrap returns auth.ErrFailed.
 func (e *Error) Unwrap() error { return auth.ErrFailed }
 
+// OAuthStatus returns Status, for callers that only need the status.
+func (e *Error) OAuthStatus() string { return e.Status }
+
 // JSON returns the RFC 7628 §3.2.2 error the server sends in its
 // challenge: {"status":…, "scope":…, "openid-configuration":…}, with
 // scope and openid-configuration left out when empty.
