@@ -221,7 +221,6 @@ func delivered(t *testing.T, dest, target string) int {
 	return bytes.Count(data, []byte("From MAILER-DAEMON "))
 }
 
-
 // afterProgress fires extra after the destination holds more than
 // before messages (or after a second, whichever is first).
 func afterProgress(t *testing.T, dest, target string, before int, extra time.Duration) <-chan time.Time {
