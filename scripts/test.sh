@@ -34,6 +34,9 @@ declare -A needs=(
 	[python3]=python3
 	[fail2ban]=fail2ban-regex
 	[ca-certificates]=""
+	# The delivery tests: swaks speaks LMTP, Postfix relays SMTP to LMTP.
+	[swaks]=swaks
+	[postfix]=postfix
 )
 
 missing=()
@@ -54,6 +57,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 		exit 1
 	fi
 	export DEBIAN_FRONTEND=noninteractive
+	# Postfix asks how to configure the system's mail; the tests run
+	# private instances with their own configuration, so: none.
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 	apt_opts=(-o DPkg::Lock::Timeout=300 -q)
 	# A fresh machine may have no package lists at all.
 	apt-get "${apt_opts[@]}" update </dev/null
