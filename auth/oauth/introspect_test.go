@@ -427,3 +427,38 @@ func TestErrorJSON(t *testing.T) {
 		t.Errorf("Error = %q, Is(ErrFailed) = %v", e.Error(), errors.Is(e, auth.ErrFailed))
 	}
 }
+
+// TestConcurrentValidation gives the race detector both validators under
+// load: the introspection cache, and a key set being rotated.
+func TestConcurrentValidation(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	s := newIntrospectionServer(t)
+	s.answer("t1", activeAnswer(clk))
+	s.answer("t2", activeAnswer(clk))
+	iv := newIntrospector(t, s, clk, func(c *Config) { c.CacheTTL = time.Minute })
+
+	f := newJWKSFixture(t, func(c *Config) { c.MinRefreshInterval = time.Nanosecond }, jwkOf(edKey(), "ed", ""))
+	tokens := []string{sign(t, edKey(), "EdDSA", "ed", f.claims(), nil), sign(t, p256Key(), "ES256", "ec", f.claims(), nil)}
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				if name, err := iv.ValidateToken(context.Background(), []string{"t1", "t2"}[(g+i)%2]); name != "alice" || err != nil {
+					t.Errorf("introspection: %q, %v", name, err)
+				}
+				if g == 0 && i == 10 {
+					f.keys.set(jwkOf(edKey(), "ed", ""), jwkOf(p256Key(), "ec", ""))
+				}
+				f.clock.Advance(time.Millisecond) // lets unknown kids fetch
+				name, err := f.v.ValidateToken(context.Background(), tokens[(g+i)%2])
+				checkErrorKind(t, err)
+				if err == nil && name != "alice" {
+					t.Errorf("jwks: %q", name)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
