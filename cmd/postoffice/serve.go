@@ -13,12 +13,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/postoffice-mail/postoffice/auth/passwdfile"
 	"github.com/postoffice-mail/postoffice/config"
-	"github.com/postoffice-mail/postoffice/internal/certs"
 	"github.com/postoffice-mail/postoffice/lmtp"
 	"github.com/postoffice-mail/postoffice/pop3server"
-	"github.com/postoffice-mail/postoffice/store/maildir"
 )
 
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -117,56 +114,6 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func
 		return serveErr
 	}
 	return nil
-}
-
-// newServer wires the user database, the store and TLS into the engine,
-// and returns the user database and the store for the LMTP side.
-func newServer(cfg *config.Config, logger *slog.Logger) (*pop3server.Server, *passwdfile.File, *maildir.Store, error) {
-	users, err := passwdfile.Open(cfg.Users.PasswdFile)
-	if err != nil {
-		return nil, nil, nil, fail(exitConfig, "users: %v", err)
-	}
-	mail, err := maildir.New(maildir.Config{
-		Location:  cfg.Maildir.Location,
-		LockLease: cfg.Maildir.LockLease.Duration,
-		Logger:    logger,
-	})
-	if err != nil {
-		return nil, nil, nil, fail(exitConfig, "maildir: %v", err)
-	}
-	scfg := pop3server.Config{
-		Hostname:            cfg.Server.Hostname,
-		Implementation:      cfg.Server.Implementation,
-		Auth:                users,
-		Store:               mail,
-		Logger:              logger,
-		AllowInsecureAuth:   cfg.POP3.AllowInsecureAuth,
-		APOP:                cfg.POP3.APOP,
-		LoginDelay:          cfg.POP3.LoginDelay.Duration,
-		MaxConnections:      cfg.Limits.MaxConnections,
-		MaxConnectionsPerIP: cfg.Limits.MaxConnectionsPerIP,
-		MaxLineLength:       cfg.Limits.MaxLineLength,
-		MaxBadCommands:      cfg.Limits.MaxBadCommands,
-		IdleTimeout:         cfg.Limits.IdleTimeout.Duration,
-		WriteTimeout:        cfg.Limits.WriteTimeout.Duration,
-		TLSHandshakeTimeout: cfg.Limits.TLSHandshakeTimeout.Duration,
-		AuthFailureDelay:    cfg.Limits.AuthFailureDelay.Duration,
-	}
-	if cfg.Limits.AuthFailureDelay.Duration == 0 {
-		scfg.AuthFailureDelay = -1 // configured off
-	}
-	scfg.ExpireDays, scfg.ExpireSet = cfg.ExpireDays()
-	if cfg.TLS.Cert != "" {
-		scfg.TLS, err = certs.ServerConfig(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLSMinVersion())
-		if err != nil {
-			return nil, nil, nil, fail(exitConfig, "tls: %v", err)
-		}
-	}
-	srv, err := pop3server.New(scfg)
-	if err != nil {
-		return nil, nil, nil, fail(exitConfig, "%v", err)
-	}
-	return srv, users, mail, nil
 }
 
 func newLogger(cfg config.Log, stderr io.Writer) (*slog.Logger, func(), error) {
