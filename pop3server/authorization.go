@@ -147,7 +147,8 @@ func (c *conn) loginOutcome(name, secret string, err error) error {
 		}
 		// One line per failure, stable for fail2ban (docs/fail2ban.md):
 		// msg="authentication failed" remote=ADDR user=NAME.
-		c.log.Warn("authentication failed", "user", name, "reason", err.Error())
+		c.log.Warn("authentication failed", "user", name)
+		c.log.Debug("authentication failure detail", "user", name, "err", err)
 		c.pause(c.srv.cfg.AuthFailureDelay)
 		if errors.Is(err, sasl.ErrMalformed) {
 			return pop3.Err("malformed authentication exchange")
