@@ -345,3 +345,16 @@ func TestBadCertificate(t *testing.T) {
 }
 
 var _ = bytes.MinRead
+
+// A server that leaves the CRLF it adds to an unfinished last line out of
+// the announced size (Dovecot 2.3) is tolerated; one more octet is not.
+func TestUncountedFinalCRLF(t *testing.T) {
+	fs := startFake(t, nil,
+		fakeMessage{uid: "a", size: 18, wire: "Subject: g\r\n\r\nbody\r\n.\r\n"},
+		fakeMessage{uid: "b", size: 17, wire: "Subject: g\r\n\r\nbody\r\n.\r\n"})
+	cfg, a := fs.account(t)
+	r := fetchOnce(t, cfg, a)
+	if r.Fetched != 1 || r.Code != ExitProtocol || !strings.Contains(r.Err.Error(), "message 2 (uid b)") {
+		t.Fatalf("result %+v", r)
+	}
+}

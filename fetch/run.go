@@ -481,9 +481,6 @@ func (r *run) fetchOne(ctx context.Context, resp *pop3client.Response, m pop3cli
 		}
 		return withCode(ExitLocal, err)
 	}
-	if checked.n != m.Size && !r.acct.IgnoreSizes {
-		return withCode(ExitProtocol, &sizeError{want: m.Size, got: checked.n})
-	}
 	if r.opts.Verbose {
 		r.opts.logf("%s: message %d (uid %s, %d octets) -> %s", r.acct.Name, m.Number, m.UID, checked.n, r.dest)
 	}
@@ -494,13 +491,18 @@ func (r *run) fetchOne(ctx context.Context, resp *pop3client.Response, m pop3cli
 }
 
 // sizeCheck fails a message that is longer than LIST announced as soon
-// as it is, and one that is shorter at its end.
+// as it is, and one that is shorter at its end. One difference is
+// tolerated: a message whose stored form does not end with a line end is
+// sent with a CRLF added before the terminating line (RFC 1939 §3 needs
+// one), and some servers (Dovecot 2.3 among them) leave those two octets
+// out of the size they announce.
 type sizeCheck struct {
 	r      io.Reader
 	want   int64
 	n      int64
 	strict bool
 	err    error
+	last   [2]byte // the last two octets read
 }
 
 type sizeError struct{ want, got int64 }
@@ -518,11 +520,20 @@ func (s *sizeCheck) Read(p []byte) (int, error) {
 	}
 	n, err := s.r.Read(p)
 	s.n += int64(n)
-	if s.strict && s.n > s.want {
+	switch {
+	case n >= 2:
+		s.last = [2]byte{p[n-2], p[n-1]}
+	case n == 1:
+		s.last = [2]byte{s.last[1], p[0]}
+	}
+	if !s.strict {
+		return n, err
+	}
+	if s.n > s.want+2 {
 		s.err = &sizeError{want: s.want, got: s.n}
 		return 0, s.err
 	}
-	if err == io.EOF && s.strict && s.n != s.want {
+	if err == io.EOF && s.n != s.want && !(s.n == s.want+2 && s.last == [2]byte{'\r', '\n'}) {
 		s.err = &sizeError{want: s.want, got: s.n}
 		return n, s.err
 	}
