@@ -76,49 +76,6 @@ func (s *Store) Deliver(ctx context.Context, acct store.Account, msg io.Reader) 
 	return info, nil
 }
 
-// commitDelivery is steps 2 and 3 of Deliver: the index record and the
-// rename, under the index lock. On failure the record is taken back and
-// the file is not in new/; the caller removes the tmp/ file.
-func (s *Store) commitDelivery(ctx context.Context, root *os.Root, dir, tmp, unique string, size, vsize int64, now time.Time) (store.MessageInfo, error) {
-	unlock, err := s.lockIndex(ctx, root, dir)
-	if err != nil {
-		return store.MessageInfo{}, err
-	}
-	defer unlock()
-	// The received time Open reports: the name's, in whole seconds.
-	e := &entry{vsize: vsize, received: now.Unix(), base: formatName(unique, size, vsize)}
-	uidValidity, undo, err := s.appendRecord(ctx, root, dir, e)
-	if err != nil {
-		return store.MessageInfo{}, err
-	}
-	final := dirNew + "/" + e.base
-	err = s.fault("rename")
-	if err == nil {
-		err = root.Rename(tmp, final)
-	}
-	if err != nil {
-		undo()
-		return store.MessageInfo{}, err
-	}
-	err = s.fault("sync-new")
-	if err == nil {
-		err = syncDir(root, dirNew)
-	}
-	if err != nil {
-		// Not durable, so not delivered: the sender will retry, and a
-		// copy left here could make the message appear twice.
-		root.Remove(final)
-		undo()
-		return store.MessageInfo{}, err
-	}
-	ix := index{uidValidity: uidValidity}
-	return store.MessageInfo{
-		UID:      ix.uniqueID(e.uid),
-		Size:     vsize,
-		Received: time.Unix(e.received, 0),
-	}, nil
-}
-
 // writeMessage copies msg into a new file, counting its size as stored and
 // its CRLF size (pop3.NormalizedSize reads the message through a tee into
 // the file, so the message is read once), and syncs the file. On failure

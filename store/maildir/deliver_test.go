@@ -199,3 +199,69 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("after a deletion Usage = %+v, %v; want %+v", u, err, want)
 	}
 }
+
+// Concurrent deliveries share index appends and directory syncs (group
+// commit); when some of a batch fail after their records were appended,
+// the others are delivered, and only they are indexed.
+func TestGroupCommitPartialFailure(t *testing.T) {
+	s, base := newTestStore(t, Config{})
+	dir := filepath.Join(base, "alice", "Maildir")
+	var mu sync.Mutex
+	renames := 0
+	s.faultHook = func(step string) error {
+		if step != "rename" {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		renames++
+		if renames%3 == 0 {
+			return errors.New("injected rename failure")
+		}
+		return nil
+	}
+	const n = 30
+	var wg sync.WaitGroup
+	results := make(chan store.MessageInfo, n)
+	failures := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			info, err := s.Deliver(t.Context(), alice, strings.NewReader("message "+strings.Repeat("x", i)+"\n"))
+			if err != nil {
+				failures <- err
+				return
+			}
+			results <- info
+		})
+	}
+	wg.Wait()
+	close(results)
+	close(failures)
+	s.faultHook = nil
+	delivered := map[string]bool{}
+	for info := range results {
+		if delivered[info.UID] {
+			t.Errorf("UID %q returned twice", info.UID)
+		}
+		delivered[info.UID] = true
+	}
+	if len(failures) == 0 || len(delivered) == 0 || len(failures)+len(delivered) != n {
+		t.Fatalf("%d delivered, %d failed; want some of each, %d in all", len(delivered), len(failures), n)
+	}
+	if names := listDir(t, filepath.Join(dir, "tmp")); len(names) != 0 {
+		t.Errorf("tmp/ holds %d files", len(names))
+	}
+	ix, err := loadIndex(mustRoot(t, dir))
+	if err != nil || len(ix.entries) != len(delivered) {
+		t.Fatalf("index has %d records, want %d (%v)", len(ix.entries), len(delivered), err)
+	}
+	md := open(t, s, alice)
+	if len(md.Messages()) != len(delivered) {
+		t.Fatalf("next session has %d messages, want %d", len(md.Messages()), len(delivered))
+	}
+	for _, m := range md.Messages() {
+		if !delivered[m.UID] {
+			t.Errorf("session shows UID %q, which no successful Deliver returned", m.UID)
+		}
+	}
+}

@@ -35,12 +35,13 @@ const maxIndexHeader = 256
 // octets).
 const maxIndexTail = 4096
 
-// appendRecord appends the record of a message being delivered, syncs the
-// index, and returns the uid it got and a function that removes the
-// record again (for a delivery that fails after this step). The caller
-// holds the index lock. A maildrop without an index gets one first, built
-// from the files it already holds, so that they keep their order.
-func (s *Store) appendRecord(ctx context.Context, root *os.Root, dir string, e *entry) (uidValidity uint64, undo func(), err error) {
+// appendRecords appends the records of messages being delivered, with
+// consecutive new uids, in one write, syncs the index, and returns the
+// uidvalidity and a function that removes the records again (for a
+// delivery that fails after this step). The caller holds the index lock.
+// A maildrop without an index gets one first, built from the files it
+// already holds, so that they keep their order.
+func (s *Store) appendRecords(ctx context.Context, root *os.Root, dir string, entries []*entry) (uidValidity uint64, undo func(), err error) {
 	f, err := root.OpenFile(indexFile, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := s.createIndex(ctx, root, dir); err != nil {
@@ -57,19 +58,25 @@ func (s *Store) appendRecord(ctx context.Context, root *os.Root, dir string, e *
 	if err != nil {
 		return 0, nil, fmt.Errorf("index %s/%s: %w", dir, indexFile, err)
 	}
-	e.uid = head.nextUID
-	line := e.appendTo(make([]byte, 0, 64+len(e.base)))
+	var lines []byte
+	for i, e := range entries {
+		e.uid = head.nextUID + uint64(i)
+		lines = e.appendTo(lines)
+	}
 	if err := s.fault("append-index"); err != nil {
 		return 0, nil, err
 	}
 	undo = func() {
 		// Best effort: a record whose file never arrives is dropped by
 		// the next Open anyway.
-		if err := f.Truncate(size); err == nil {
-			f.Sync()
+		if f, err := root.OpenFile(indexFile, os.O_RDWR, 0); err == nil {
+			if f.Truncate(size) == nil {
+				f.Sync()
+			}
+			f.Close()
 		}
 	}
-	if _, err := f.WriteAt(line, size); err != nil {
+	if _, err := f.WriteAt(lines, size); err != nil {
 		undo()
 		return 0, nil, fmt.Errorf("append to index: %w", err)
 	}
@@ -81,16 +88,22 @@ func (s *Store) appendRecord(ctx context.Context, root *os.Root, dir string, e *
 		undo()
 		return 0, nil, fmt.Errorf("sync index: %w", err)
 	}
-	// The caller may call undo after f is closed: reopen for it.
-	undo = func() {
-		if f, err := root.OpenFile(indexFile, os.O_RDWR, 0); err == nil {
-			if f.Truncate(size) == nil {
-				f.Sync()
-			}
-			f.Close()
-		}
-	}
 	return head.uidValidity, undo, nil
+}
+
+// dropRecords removes the records of some messages of a batch whose
+// delivery failed after the append, by rewriting the index. The caller
+// holds the index lock. It is the rare path; on failure the records stay,
+// and the next Open drops them (their files never arrived).
+func (s *Store) dropRecords(root *os.Root, bases []string) {
+	ix, err := loadIndex(root)
+	if err != nil || ix == nil {
+		return
+	}
+	for _, base := range bases {
+		delete(ix.entries, base)
+	}
+	writeIndex(root, ix)
 }
 
 // indexEnd reads the header and the last record of an open index file and
