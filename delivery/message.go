@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 )
 
 // maxLineOctets is the longest line RFC 5321 §4.5.3.1.6 allows, without
@@ -38,13 +39,33 @@ type Message struct {
 
 // Close releases the spool. A Message must not be used after Close.
 func (m *Message) Close() error {
+	if m.mem != nil {
+		putBuffer(m.mem)
+		m.mem = nil
+	}
 	if m.file != nil {
 		err := m.file.Close()
 		m.file = nil
 		return err
 	}
-	m.mem = nil
 	return nil
+}
+
+// buffers recycles memory spools and read buffers: allocating (and
+// clearing) a fresh 100 KiB buffer per message costs more than reading it.
+var buffers sync.Pool
+
+func getBuffer(size int) []byte {
+	if b, ok := buffers.Get().(*[]byte); ok && cap(*b) >= size {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, max(size, 64*1024))
+}
+
+func putBuffer(b []byte) {
+	if cap(b) <= memorySpool {
+		buffers.Put(&b)
+	}
 }
 
 // POP3Size is the size of the message as POP3 announces it: every line
@@ -75,9 +96,10 @@ func (m *Message) hasDeliveredTo(addr string) bool {
 // spoolDir is where a message over 1 MiB is spooled ("" means
 // os.TempDir()); the file is unlinked at once, so nothing stays behind.
 func ReadMessage(r io.Reader, maxSize int64, spoolDir string) (*Message, error) {
-	m := &Message{}
+	m := &Message{mem: getBuffer(64 * 1024)}
 	n := &normaliser{m: m, maxSize: maxSize, spoolDir: spoolDir, inHeader: true}
-	buf := make([]byte, 32*1024)
+	buf := getBuffer(32 * 1024)[:32*1024]
+	defer putBuffer(buf)
 	for {
 		k, err := r.Read(buf)
 		if k > 0 {
@@ -253,6 +275,7 @@ func (n *normaliser) out(p []byte) error {
 		if _, err := m.fileWriter.Write(m.mem); err != nil {
 			return classify(err)
 		}
+		putBuffer(m.mem)
 		m.mem = nil
 	}
 	if _, err := m.fileWriter.Write(p); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -96,7 +97,10 @@ func (s *Store) writeMessage(ctx context.Context, root *os.Root, name string, ms
 			root.Remove(name)
 		}
 	}()
-	w := &countingWriter{w: bufio.NewWriterSize(f, 64*1024)}
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(f)
+	defer func() { bw.Reset(nil); writers.Put(bw) }()
+	w := &countingWriter{w: bw}
 	vsize, err = pop3.NormalizedSize(io.TeeReader(contextReader{ctx, msg}, w))
 	if err == nil {
 		err = s.fault("write")
@@ -115,6 +119,9 @@ func (s *Store) writeMessage(ctx context.Context, root *os.Root, name string, ms
 	}
 	return w.n, vsize, nil
 }
+
+// writers recycles the write buffers of deliveries.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64*1024) }}
 
 // countingWriter counts the bytes written through it.
 type countingWriter struct {

@@ -21,8 +21,8 @@ import (
 
 // commitRequest is one delivery waiting for steps 2 and 3.
 type commitRequest struct {
-	tmp      string // its file in tmp/
-	entry    *entry // its record (uid set by the batch)
+	tmp   string // its file in tmp/
+	entry *entry // its record (uid set by the batch)
 
 	info store.MessageInfo
 	err  error
