@@ -129,7 +129,8 @@ func FuzzReadLine(f *testing.F) {
 	f.Add([]byte(strings.Repeat("x", 600)+"\nQUIT\r\n"), 255)
 	f.Fuzz(func(t *testing.T, in []byte, max int) {
 		max = 16 + abs(max)%1024
-		r := bufio.NewReaderSize(strings.NewReader(string(in)), max+16)
+		// A small buffer, so that lines longer than it are exercised too.
+		r := bufio.NewReaderSize(strings.NewReader(string(in)), 16+len(in)%64)
 		for i := 0; i <= len(in); i++ {
 			line, err := ReadLine(r, max)
 			if err == io.EOF {
@@ -154,4 +155,21 @@ func abs(n int) int {
 		return -n
 	}
 	return n
+}
+
+// Lines longer than the reader's buffer are gathered up to the limit.
+func TestReadLineLongerThanBuffer(t *testing.T) {
+	token := strings.Repeat("t", 50000)
+	in := "AUTH XOAUTH2 " + token + "\r\n" + strings.Repeat("u", 70000) + "\r\nNOOP\r\n"
+	r := bufio.NewReaderSize(strings.NewReader(in), 4096)
+	line, err := ReadLine(r, 64*1024)
+	if err != nil || string(line) != "AUTH XOAUTH2 "+token {
+		t.Fatalf("long line: %d octets, %v", len(line), err)
+	}
+	if _, err := ReadLine(r, 64*1024); !errors.Is(err, ErrLineTooLong) {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if line, err := ReadLine(r, 64*1024); err != nil || string(line) != "NOOP" {
+		t.Fatalf("after a long line: %q, %v", line, err)
+	}
 }

@@ -16,9 +16,10 @@ import (
 // challenges and base64 response lines.
 
 // maxSASLLine bounds one response line of an AUTH exchange. OAuth tokens
-// run to kilobytes, so the exchange is not held to the 255-octet command
-// limit; the read buffer (ioBufferSize) is at least this large.
-const maxSASLLine = ioBufferSize
+// run to kilobytes (auth/oauth accepts up to 32 KiB, 43 KiB in base64),
+// so the exchange is not held to the 255-octet command limit. Lines longer
+// than the read buffer are gathered by pop3.ReadLine.
+const maxSASLLine = 64 * 1024
 
 // maxSASLSteps bounds the round trips of one exchange; the longest real
 // mechanism (SCRAM with its final acknowledgement) needs four.

@@ -222,9 +222,9 @@ func TestAuthOAuthBearer(t *testing.T) {
 	c.wantChallenge()
 	c.send(b64("\x01")).wantErr(pop3.CodeAuth)
 
-	// Long tokens (kilobytes) fit, in the initial response and in a
-	// continuation line.
-	c.send("AUTH OAUTHBEARER " + b64("n,,\x01auth=Bearer "+strings.Repeat("x", 4000)+"\x01\x01"))
+	// Long tokens (tens of kilobytes, more than the read buffer) fit, in
+	// the initial response and in a continuation line.
+	c.send("AUTH OAUTHBEARER " + b64("n,,\x01auth=Bearer "+strings.Repeat("x", 30000)+"\x01\x01"))
 	c.wantChallenge()
 	c.send(b64("\x01")).wantErr(pop3.CodeAuth)
 	c.send("AUTH XOAUTH2")
@@ -270,7 +270,7 @@ func TestAuthLongLines(t *testing.T) {
 	c.send("NOOP " + strings.Repeat("x", 300)).wantErr("")
 	c.send("AUTH PLAIN")
 	c.wantChallenge()
-	c.send(strings.Repeat("QUFB", 5000)).wantErr("") // over the SASL line limit
+	c.send(strings.Repeat("QUFB", 17000)).wantErr("") // over the 64 KiB SASL line limit
 	c.send("AUTH PLAIN " + b64("\x00alice\x00wonderland")).wantOK()
 }
 
