@@ -18,8 +18,13 @@ type destination interface {
 	// commit makes every message written since the last commit durable.
 	// Only after it returns nil are they recorded as delivered.
 	commit(ctx context.Context) error
-	// batchSize is how many messages may wait for one commit.
+	// batchSize is how many messages may wait for one commit (and one
+	// fsync of the journal).
 	batchSize() int
+	// durableOnWrite reports whether write returns only once the message
+	// is delivered for good (commit does nothing): then each message is
+	// recorded as soon as it is written.
+	durableOnWrite() bool
 	// recover runs after an interrupted run, before anything is fetched:
 	// it reports which unique ids the destination already holds.
 	recover(ctx context.Context, r *recovery) (map[string]bool, error)

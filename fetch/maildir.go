@@ -58,6 +58,8 @@ func (d *maildirDest) String() string { return "maildir " + d.dir }
 
 func (d *maildirDest) batchSize() int { return maildirBatch }
 
+func (d *maildirDest) durableOnWrite() bool { return false }
+
 func (d *maildirDest) write(ctx context.Context, m *message, body io.Reader) (err error) {
 	base := strconv.FormatInt(now().Unix(), 10) + ".F" + messageTag(m.account, m.uid) + "." + d.host
 	tmp := filepath.Join(d.dir, "tmp", base)

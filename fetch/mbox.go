@@ -42,6 +42,8 @@ func (d *mboxDest) String() string { return "mbox " + d.path }
 
 func (d *mboxDest) batchSize() int { return 32 }
 
+func (d *mboxDest) durableOnWrite() bool { return true }
+
 func (d *mboxDest) open() error {
 	if d.f != nil {
 		return nil

@@ -26,7 +26,10 @@ import (
 //
 // Exactly once holds except in one window: an MDA that exits 0 just as
 // fetch is killed, before the journal records it, delivers the message
-// again on the next run (at least once, as with fetchmail and mpop).
+// again on the next run (at least once, as with fetchmail and mpop). The
+// record is written as soon as the MDA exits and fsynced once per batch
+// of messages (before their DELEs): a power failure may repeat up to a
+// batch of deliveries, a killed fetch at most the one in flight.
 // POSTOFFICE_FETCH_ACCOUNT and POSTOFFICE_FETCH_UID in its environment
 // let an MDA that keeps its own record drop such a repeat.
 type mdaDest struct {
@@ -41,9 +44,11 @@ func newMDADest(argv []string, spoolDir string) *mdaDest {
 
 func (d *mdaDest) String() string { return "mda " + strings.Join(d.argv, " ") }
 
-// batchSize is 1: each delivery is recorded as soon as the MDA exits,
-// to keep the window above as short as it can be.
-func (d *mdaDest) batchSize() int { return 1 }
+func (d *mdaDest) batchSize() int { return 32 }
+
+// durableOnWrite: each delivery is recorded as soon as the MDA exits, to
+// keep the window above as short as it can be.
+func (d *mdaDest) durableOnWrite() bool { return true }
 
 func (d *mdaDest) write(ctx context.Context, m *message, body io.Reader) error {
 	spool, err := os.CreateTemp(d.spoolDir, ".spool-*")

@@ -417,9 +417,11 @@ func (r *run) download(ctx context.Context, todo []pop3client.MessageInfo) ([]pe
 			batch = nil
 			return withCode(ExitLocal, err)
 		}
-		at := now()
-		for _, m := range batch {
-			r.state.delivered(m.UID, at)
+		if !r.dest.durableOnWrite() {
+			at := now()
+			for _, m := range batch {
+				r.state.delivered(m.UID, at)
+			}
 		}
 		if err := r.state.sync(); err != nil {
 			return withCode(ExitLocal, err)
@@ -444,6 +446,16 @@ func (r *run) download(ctx context.Context, todo []pop3client.MessageInfo) ([]pe
 			return nil, errors.Join(fmt.Errorf("message %d (uid %s): %w", m.Number, m.UID, err), settle())
 		}
 		batch = append(batch, m)
+		if r.dest.durableOnWrite() {
+			// Delivered already (the MDA exited 0, the mbox was
+			// synced): record it at once, in the file though not yet
+			// fsynced, so that a killed fetch does not deliver it
+			// again; the batch's fsync comes before its DELEs.
+			r.state.delivered(m.UID, now())
+			if err := r.state.flush(); err != nil {
+				return nil, errors.Join(withCode(ExitLocal, err), settle())
+			}
+		}
 		if len(batch) >= r.dest.batchSize() {
 			if err := settle(); err != nil {
 				return nil, err

@@ -218,6 +218,15 @@ func (s *state) delivered(uid string, at time.Time) {
 	s.append("S " + uid + " " + strconv.FormatInt(at.Unix(), 10))
 }
 
+// flush writes what was appended to the file, without fsync: it then
+// survives the process being killed, not a power failure.
+func (s *state) flush() error {
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	return nil
+}
+
 // sync writes and fsyncs what was appended.
 func (s *state) sync() error {
 	if !s.dirty {
