@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -114,8 +115,8 @@ location = %q
 
 [limits]
 auth_failure_delay = "0s"
-`, filepath.Join(s.dir, "state"), plainPort, tlsPort, opt.apop, s.certFile, s.keyFile, s.passwd,
-		filepath.Join(s.mailRoot, "{user}", "Maildir")), 0o600)
+%s`, filepath.Join(s.dir, "state"), plainPort, tlsPort, opt.apop, s.certFile, s.keyFile, s.passwd,
+		filepath.Join(s.mailRoot, "{user}", "Maildir"), authTables(opt)), 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +163,26 @@ auth_failure_delay = "0s"
 		}
 	})
 	return srv, nil
+}
+
+// authTables is the [auth] and [oauth] configuration for opt: nothing
+// when the test leaves the mechanisms and OAuth alone.
+func authTables(opt options) string {
+	var b strings.Builder
+	if opt.mechanisms != nil {
+		quoted := make([]string, len(opt.mechanisms))
+		for i, m := range opt.mechanisms {
+			quoted[i] = strconv.Quote(m)
+		}
+		fmt.Fprintf(&b, "\n[auth]\nmechanisms = [%s]\n", strings.Join(quoted, ", "))
+	}
+	if opt.oauth != nil {
+		// Plain HTTP is accepted because the endpoint is on loopback;
+		// cache_ttl 0 asks the endpoint about every token.
+		fmt.Fprintf(&b, "\n[oauth]\nmode = \"introspection\"\nintrospection_url = %q\nclient_id = %q\nclient_secret = %q\ncache_ttl = \"0s\"\n",
+			opt.oauth.url, opt.oauth.clientID, opt.oauth.clientSecret)
+	}
+	return b.String()
 }
 
 // freePort returns a loopback port that was free a moment ago.

@@ -113,6 +113,12 @@ func (s *site) maildir(user string) string {
 type options struct {
 	// apop enables APOP and the greeting timestamp.
 	apop bool
+	// mechanisms are the SASL mechanisms AUTH offers ([auth]
+	// mechanisms); nil keeps the server's default, PLAIN and LOGIN.
+	mechanisms []string
+	// oauth is the introspection endpoint that validates bearer tokens
+	// for OAUTHBEARER and XOAUTH2 ([oauth]); nil: no OAuth.
+	oauth *oauthEndpoint
 }
 
 // server is a running POP3 server.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postoffice-mail/postoffice/auth"
+	"github.com/postoffice-mail/postoffice/auth/oauth"
 	"github.com/postoffice-mail/postoffice/auth/passwdfile"
 	"github.com/postoffice-mail/postoffice/internal/certs"
 	"github.com/postoffice-mail/postoffice/pop3server"
@@ -36,6 +38,20 @@ func startInProcess(t *testing.T, s *site, opt options) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var tokens auth.TokenValidator
+	if opt.oauth != nil {
+		// What "postoffice serve" builds from its [oauth] table, with
+		// every token asked about (no cache), as the binary is
+		// configured.
+		if tokens, err = oauth.New(oauth.Config{
+			Mode:             oauth.ModeIntrospection,
+			IntrospectionURL: opt.oauth.url,
+			ClientID:         opt.oauth.clientID,
+			ClientSecret:     opt.oauth.clientSecret,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv, err := pop3server.New(pop3server.Config{
 		Hostname:       "localhost",
 		Auth:           users,
@@ -44,6 +60,8 @@ func startInProcess(t *testing.T, s *site, opt options) *server {
 		Logger:         logger,
 		APOP:           opt.apop,
 		Implementation: "postoffice-interop",
+		SASLMechanisms: opt.mechanisms,
+		Tokens:         tokens,
 	})
 	if err != nil {
 		t.Fatal(err)
