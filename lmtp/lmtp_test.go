@@ -1,6 +1,7 @@
 package lmtp
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -288,4 +289,42 @@ func TestListenUnix(t *testing.T) {
 		t.Fatalf("after close: %v", err)
 	}
 	l.Close()
+}
+
+// Shutdown closes an idle connection (an MTA's cached one) promptly with
+// 421, but lets a sender in the middle of a message finish it.
+func TestShutdownDrains(t *testing.T) {
+	e := newEnv(t, options{})
+	idle := e.dial()
+	idle.lhlo()
+	busy := e.dial()
+	busy.lhlo()
+	busy.cmd("MAIL FROM:<s@example.net>").want("250 ")
+	busy.cmd("RCPT TO:<alice@example.org>").want("250 ")
+	busy.cmd("DATA").want("354 ")
+	busy.send("Subject: during shutdown\r\n\r\n")
+
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- e.srv.Shutdown(ctx)
+	}()
+	for i := range 5 { // keeps sending, 300 ms apart: under the drain's idle second
+		time.Sleep(300 * time.Millisecond)
+		busy.send(fmt.Sprintf("line %d\r\n", i))
+	}
+	busy.send(".\r\n")
+	busy.want("250 ")
+	idle.want("421 ") // sent a second after Shutdown began
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	if got := e.messages("alice"); len(got) != 1 || !strings.Contains(got[0], "line 4\n") {
+		t.Errorf("alice has %q", got)
+	}
 }

@@ -67,12 +67,21 @@ type Server struct {
 	logger *slog.Logger
 	slots  chan struct{}
 
-	panics atomic.Int64
+	panics   atomic.Int64
+	draining atomic.Bool
+	done     chan struct{} // closed by Shutdown and Close
 
 	mu        sync.Mutex
 	closed    bool
 	listeners map[net.Listener]bool
+	conns     map[*deadlineConn]bool
 }
+
+// drainIdle is how long, once Shutdown has begun, a connection may stay
+// silent before it is closed: long enough for a sender in the middle of a
+// message (every read extends it), short enough that an MTA's idle cached
+// connection does not hold the shutdown up.
+const drainIdle = time.Second
 
 // New returns a Server for cfg.
 func New(cfg Config) (*Server, error) {
@@ -94,7 +103,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 5 * time.Minute
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, slots: make(chan struct{}, cfg.MaxConnections), listeners: map[net.Listener]bool{}}
+	s := &Server{cfg: cfg, logger: cfg.Logger, slots: make(chan struct{}, cfg.MaxConnections),
+		done: make(chan struct{}), listeners: map[net.Listener]bool{}, conns: map[*deadlineConn]bool{}}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -141,11 +151,18 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 // Shutdown stops accepting connections and waits for the open ones to
-// end; if ctx ends first, it closes them (a delivery cut this way was
-// never acknowledged, so the MTA sends it again) and returns ctx's error.
+// end. A connection that stays silent for a second from then on (an MTA's
+// idle cached connection) is closed with 421; one that is sending a
+// message goes on. If ctx ends first, Shutdown closes the rest (a
+// delivery cut this way was never acknowledged, so the MTA sends it
+// again) and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
+	s.draining.Store(true)
 	s.mu.Lock()
-	s.closed = true
+	for c := range s.conns {
+		c.Conn.SetReadDeadline(time.Now().Add(drainIdle))
+	}
 	s.mu.Unlock()
 	err := s.smtp.Shutdown(ctx)
 	if errors.Is(err, smtp.ErrServerClosed) {
@@ -160,14 +177,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
+	s.stop()
 	err := s.smtp.Close()
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
 	return err
+}
+
+// stop marks the server closed, once.
+func (s *Server) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
 }
 
 // errorLog receives go-smtp's error messages: it logs them and counts the
@@ -194,13 +219,21 @@ type limitListener struct {
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	l.s.slots <- struct{}{}
+	select {
+	case l.s.slots <- struct{}{}:
+	case <-l.s.done:
+		return nil, net.ErrClosed
+	}
 	c, err := l.Listener.Accept()
 	if err != nil {
 		<-l.s.slots
 		return nil, err
 	}
-	return &deadlineConn{Conn: c, read: l.s.cfg.ReadTimeout, write: l.s.cfg.WriteTimeout, release: func() { <-l.s.slots }}, nil
+	dc := &deadlineConn{Conn: c, s: l.s}
+	l.s.mu.Lock()
+	l.s.conns[dc] = true
+	l.s.mu.Unlock()
+	return dc, nil
 }
 
 // deadlineConn refreshes the read deadline before every read and the
@@ -208,22 +241,30 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // sends nothing for a whole ReadTimeout, however long its message.
 type deadlineConn struct {
 	net.Conn
-	read, write time.Duration
-	release     func()
-	once        sync.Once
+	s    *Server
+	once sync.Once
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
-	c.Conn.SetReadDeadline(time.Now().Add(c.read))
+	timeout := c.s.cfg.ReadTimeout
+	if c.s.draining.Load() {
+		timeout = min(timeout, drainIdle)
+	}
+	c.Conn.SetReadDeadline(time.Now().Add(timeout))
 	return c.Conn.Read(p)
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.write))
+	c.Conn.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	return c.Conn.Write(p)
 }
 
 func (c *deadlineConn) Close() error {
-	c.once.Do(c.release)
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+		<-c.s.slots
+	})
 	return c.Conn.Close()
 }
