@@ -49,6 +49,7 @@ var subcommands = []struct {
 	{"quickstart", "run a demo server on loopback with a demo user", runQuickstart},
 	{"user", "add, change, delete or list users in the passwd-file", runUser},
 	{"fetch", "download mail from POP3 accounts into a Maildir, mbox or MDA", runFetch},
+	{"bench", "load-test a POP3 server on loopback (login, TLS, RETR, pipelining, idle, STAT)", runBench},
 }
 
 func main() {
