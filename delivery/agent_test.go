@@ -271,3 +271,33 @@ func TestNewRefusesQuotaWithoutUsage(t *testing.T) {
 		t.Error("New accepted a quota with a store that cannot report usage")
 	}
 }
+
+// FuzzTraceFields: whatever the sender, client name and recipient, the
+// trace fields are exactly five lines (three fields, two continuations),
+// each a field or a folded continuation.
+func FuzzTraceFields(f *testing.F) {
+	f.Add("a@b", "helo", "192.0.2.1", "rcpt@example.org")
+	f.Add("a\r\nX: y", "(x)\n", "", "r\x00")
+	f.Fuzz(func(t *testing.T, from, helo, ip, rcpt string) {
+		got := string(traceFields("mx.example.org", &Envelope{From: from, Helo: helo, RemoteIP: ip, Protocol: "LMTP", ID: "ID"}, rcpt, testTime))
+		lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+		if len(lines) != 5 && len(lines) != 4 {
+			t.Fatalf("%d lines: %q", len(lines), got)
+		}
+		for i, line := range lines {
+			if strings.ContainsRune(line, '\r') {
+				t.Fatalf("CR in line %d: %q", i, line)
+			}
+		}
+		for i, prefix := range []string{"Return-Path: <", "Delivered-To: ", "Received: "} {
+			if !strings.HasPrefix(lines[i], prefix) {
+				t.Fatalf("line %d = %q, want prefix %q", i, lines[i], prefix)
+			}
+		}
+		for _, line := range lines[3:] {
+			if !strings.HasPrefix(line, "\t") {
+				t.Fatalf("continuation %q not folded", line)
+			}
+		}
+	})
+}

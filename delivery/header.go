@@ -45,7 +45,7 @@ func traceFields(hostname string, env *Envelope, rcpt string, now time.Time) []b
 		b = append(b, commentSafe(helo)...)
 		if env.RemoteIP != "" {
 			b = append(b, " ("...)
-			b = append(b, commentSafe(env.RemoteIP)...)
+			b = append(b, commentSafe(headerSafe(env.RemoteIP))...)
 			b = append(b, ')')
 		}
 		b = append(b, "\n\t"...)
