@@ -2,9 +2,11 @@ package interop
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -322,4 +324,166 @@ func decodeB64(t *testing.T, s string) []byte {
 		t.Errorf("%q is not base64: %v", s, err)
 	}
 	return b
+}
+
+// poplibAuthResult is what testdata/poplib_auth.py reports.
+type poplibAuthResult struct {
+	SASLBefore       []string `json:"sasl_before"`
+	SASLTLS          []string `json:"sasl_tls"`
+	AuthList         []string `json:"auth_list"`
+	PlainEmptyIR     string   `json:"plain_empty_ir"`
+	CancelChallenge  string   `json:"cancel_challenge"`
+	Cancel           string   `json:"cancel"`
+	UnknownMechanism string   `json:"unknown_mechanism"`
+	Challenges       []string `json:"challenges"`
+	Login            string   `json:"login"`
+	SASLAfter        []string `json:"sasl_after"`
+	SecondAuth       string   `json:"second_auth"`
+	Stat             []int    `json:"stat"`
+	Quit             string   `json:"quit"`
+}
+
+// TestPoplibSASL logs in with AUTH exchanges written by hand on top of
+// Python's poplib (which has no AUTH of its own), over plain POP3, STLS
+// and implicit TLS: PLAIN with and without an initial response, LOGIN
+// with its two challenges, CRAM-MD5 and XOAUTH2; and, in the last
+// session, what must fail: PLAIN with an empty initial response ("="),
+// an exchange cancelled with "*", an unknown mechanism, a second AUTH
+// after logging in. It checks the SASL capability before and after
+// STLS and after login, and the bare AUTH listing.
+func TestPoplibSASL(t *testing.T) {
+	python := pythonExecutable(t, need(t, "python3"))
+	t.Parallel()
+	script, err := filepath.Abs(filepath.Join("testdata", "poplib_auth.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forEachLauncher(t, func(t *testing.T, launch launcher) {
+		for _, mode := range []string{"plain", "stls", "ssl"} {
+			t.Run(mode, func(t *testing.T) {
+				t.Parallel()
+				_, srv, idp := saslSite(t, launch)
+				token := idp.issue(alice)
+				offered := saslOffered(mode != "plain")
+				// Every exchange over plain POP3; over TLS, where only
+				// the capabilities differ, those with a "+ " challenge.
+				for _, c := range []struct {
+					login, user, password string
+					probes, everyMode     bool
+					challenges            []string
+				}{
+					{"plain-ir", alice, alicePassword, false, false, nil},
+					{"plain", alice, alicePassword, false, true, []string{""}},
+					{"login", sam, samPassword, false, false, []string{"Username:", "Password:"}},
+					{"cram-md5", carol, carolPassword, false, false, nil},
+					{"xoauth2", alice, "", false, true, nil},
+					// Last: its failures delay the next login from
+					// this address (the binary's penalty).
+					{"login", carol, carolPassword, true, true, []string{"Username:", "Password:"}},
+				} {
+					if mode != "plain" && !c.everyMode {
+						continue
+					}
+					name := c.login + "-" + c.user
+					if c.probes {
+						name += "-probes"
+					}
+					t.Run(name, func(t *testing.T) {
+						spec := poplibConnect(srv, mode)
+						spec.OutDir = t.TempDir()
+						arg, err := json.Marshal(map[string]any{
+							"host": spec.Host, "port": spec.Port, "mode": mode, "cafile": spec.CAFile,
+							"user": c.user, "password": c.password, "token": token,
+							"login": c.login, "probes": c.probes, "outdir": spec.OutDir,
+						})
+						if err != nil {
+							t.Fatal(err)
+						}
+						r := run(t, command{}, python, script, string(arg))
+						if r.exitCode != 0 {
+							t.Fatalf("poplib AUTH session %s: %s", arg, r.output())
+						}
+						var res poplibAuthResult
+						if err := json.Unmarshal(r.stdout, &res); err != nil {
+							t.Fatalf("poplib report: %v\n%s", err, r.output())
+						}
+						checkPoplibSASL(t, res, mode, offered, c.probes)
+						if c.login == "cram-md5" {
+							// RFC 2195: "<" unique "@" host ">".
+							if len(res.Challenges) != 1 || !strings.HasPrefix(res.Challenges[0], "<") || !strings.HasSuffix(res.Challenges[0], "@localhost>") {
+								t.Errorf("CRAM-MD5 challenge %q, want <...@localhost>", res.Challenges)
+							}
+						} else if !slices.Equal(res.Challenges, c.challenges) {
+							t.Errorf("%s challenges %q, want %q", c.login, res.Challenges, c.challenges)
+						}
+						if !strings.HasPrefix(res.Login, "+OK") {
+							t.Errorf("AUTH %s: %q", c.login, res.Login)
+						}
+						if want := []int{len(saslMessages), totalSize(saslMessages)}; !slices.Equal(res.Stat, want) {
+							t.Errorf("STAT = %v, want %v", res.Stat, want)
+						}
+						wantSame(t, "RETR 1", saslMessages[0].wire(), readFile(t, spec.OutDir, "1.eml"))
+						if !strings.HasPrefix(res.Quit, "+OK") {
+							t.Errorf("QUIT: %q", res.Quit)
+						}
+					})
+				}
+				idp.wantAsked(t)
+				srv.wantTLSSessions(t, mode != "plain")
+			})
+		}
+	})
+}
+
+// checkPoplibSASL checks the capabilities and the refusals of a poplib
+// AUTH session.
+func checkPoplibSASL(t *testing.T, res poplibAuthResult, mode string, offered []string, probes bool) {
+	t.Helper()
+	before := offered
+	if mode == "stls" {
+		before = saslOffered(false)
+		if !slices.Equal(res.SASLTLS, offered) {
+			t.Errorf("CAPA after STLS: SASL %q, want %q", res.SASLTLS, offered)
+		}
+	}
+	if !slices.Equal(res.SASLBefore, before) {
+		t.Errorf("CAPA: SASL %q, want %q", res.SASLBefore, before)
+	}
+	if !slices.Equal(res.SASLAfter, offered) {
+		t.Errorf("CAPA after login: SASL %q, want %q (RFC 2449 §6.3: it stays)", res.SASLAfter, offered)
+	}
+	if !strings.HasPrefix(res.SecondAuth, "-ERR") {
+		t.Errorf("a second AUTH after login: %q, want -ERR", res.SecondAuth)
+	}
+	if !probes {
+		return
+	}
+	if !slices.Equal(res.AuthList, offered) {
+		t.Errorf("bare AUTH listed %q, want %q", res.AuthList, offered)
+	}
+	for what, reply := range map[string]string{
+		"AUTH PLAIN =":       res.PlainEmptyIR,
+		"AUTH LOGIN, then *": res.Cancel,
+		"AUTH NO-SUCH-MECH":  res.UnknownMechanism,
+	} {
+		if !strings.HasPrefix(reply, "-ERR") {
+			t.Errorf("%s: %q, want -ERR", what, reply)
+		}
+	}
+	if res.CancelChallenge != "Username:" {
+		t.Errorf("AUTH LOGIN challenge %q before the cancel, want \"Username:\"", res.CancelChallenge)
+	}
+}
+
+// pythonExecutable returns the interpreter python runs: where python3 is
+// a version manager's shim (pyenv's takes most of a second to start),
+// this saves that for every session.
+func pythonExecutable(t *testing.T, python string) string {
+	t.Helper()
+	r := run(t, command{}, python, "-c", "import sys; print(sys.executable)")
+	path := strings.TrimSpace(string(r.stdout))
+	if r.exitCode != 0 || !filepath.IsAbs(path) {
+		return python
+	}
+	return path
 }
