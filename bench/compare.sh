@@ -284,13 +284,13 @@ start_server() { # dovecot | postoffice
 
 results="$work/results"
 mkdir -p "$results"
-bench() { # label rep args...: one load-generator run, its JSON kept
-	local label=$1 rep=$2
-	shift 2
+bench() { # label rep scenario flags...: one load-generator run, its JSON kept
+	local label=$1 rep=$2 scenario=$3
+	shift 3
 	local file="$results/$server_name.$label.$rep.json"
 	echo "--- $server_name $label (repetition $rep)"
-	if ! "$po" bench "$@" -q -addr "127.0.0.1:$plain_port" -password "$password" \
-		-server-pid "$server_pid" -json "$file" >"$work/bench.out" 2>&1; then
+	if ! "$po" bench "$scenario" -q -addr "127.0.0.1:$plain_port" -password "$password" \
+		-ca "$work/cert.pem" -server-name localhost -server-pid "$server_pid" -json "$file" "$@" >"$work/bench.out" 2>&1; then
 		cat "$work/bench.out" >&2
 		die "$server_name $label: the run had errors or was disturbed; no figures reported"
 	fi
@@ -305,7 +305,7 @@ run_scenarios() { # rep
 			bench "$s" "$rep" "$s" -c 32 -user u%04d -users "$login_users" -warmup "$warmup" -duration "$duration" -expect 10 ;;
 		tls-login)
 			bench "$s" "$rep" "$s" -c 32 -user u%04d -users "$login_users" -warmup "$warmup" -duration "$duration" -expect 10 \
-				-addr "127.0.0.1:$tls_port" -ca "$work/cert.pem" -server-name localhost ;;
+				-addr "127.0.0.1:$tls_port" ;;
 		retr | top)
 			bench "$s" "$rep" "$s" -c 4 -user r%d -users 4 -window 8 -warmup "$warmup" -duration "$retr_duration" -expect "$retr_messages" ;;
 		pipeline)
