@@ -36,11 +36,7 @@ func (u exampleUsers) Authenticate(ctx context.Context, name, password string) (
 // its plain and TLS addresses, a TLS configuration that trusts it, and a
 // function that stops it.
 func exampleServer() (plainAddr, tlsAddr string, tlsConfig *tls.Config, stop func()) {
-	cert, certPEM, _, err := certs.SelfSigned("localhost", "127.0.0.1")
-	if err != nil {
-		log.Fatal(err)
-	}
-	st := memstore.New()
+	plainAddr, tlsAddr, tlsConfig, st, stop := exampleServerWithStore()
 	for _, m := range []string{
 		"Subject: hello\n\nfirst message\n",
 		"Subject: dots\n\n.a line that starts with a dot\n.\n",
@@ -49,6 +45,16 @@ func exampleServer() (plainAddr, tlsAddr string, tlsConfig *tls.Config, stop fun
 			log.Fatal(err)
 		}
 	}
+	return plainAddr, tlsAddr, tlsConfig, stop
+}
+
+// exampleServerWithStore starts a server with an empty store.
+func exampleServerWithStore() (plainAddr, tlsAddr string, tlsConfig *tls.Config, st *memstore.Store, stop func()) {
+	cert, certPEM, _, err := certs.SelfSigned("localhost", "127.0.0.1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	st = memstore.New()
 	srv, err := pop3server.New(pop3server.Config{
 		Hostname:         "pop.example",
 		Auth:             exampleUsers{"alice": "wonderland"},
@@ -71,7 +77,7 @@ func exampleServer() (plainAddr, tlsAddr string, tlsConfig *tls.Config, stop fun
 	go srv.ServeTLS(tl)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(certPEM)
-	return pl.Addr().String(), tl.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "localhost"}, func() {
+	return pl.Addr().String(), tl.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "localhost"}, st, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
