@@ -3,7 +3,12 @@ package pop3
 import (
 	"bytes"
 	"io"
+	"sync"
 )
+
+// sizeBuffers recycle NormalizedSize's read buffer: a store computes sizes
+// for every message it meets for the first time.
+var sizeBuffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
 
 // NormalizedSize returns the number of octets that the message read from r
 // occupies on the wire before dot-stuffing, after DotWriter's line-ending
@@ -12,14 +17,16 @@ import (
 // size POP3 announces in STAT, LIST and the RETR reply (RFC 1939 §5),
 // which must equal what RETR then sends before the terminating ".".
 func NormalizedSize(r io.Reader) (int64, error) {
+	bp := sizeBuffers.Get().(*[]byte)
+	defer sizeBuffers.Put(bp)
+	buf := *bp
 	var (
-		buf    [32 * 1024]byte
 		size   int64
 		lastCR bool
 		last   byte
 	)
 	for {
-		n, err := r.Read(buf[:])
+		n, err := r.Read(buf)
 		chunk := buf[:n]
 		size += int64(n)
 		if n > 0 {
