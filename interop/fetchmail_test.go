@@ -59,16 +59,20 @@ func TestFetchmail(t *testing.T) {
 // fetchmailClient runs fetchmail with a fresh rcfile each time, sharing
 // one home directory (and so one idfile with the unique ids seen).
 type fetchmailClient struct {
-	t         *testing.T
-	path      string
-	home      string
-	srv       *server
-	transport string
-	lastTrace string
+	t              *testing.T
+	path           string
+	home           string
+	srv            *server
+	transport      string
+	user, password string // alice's unless a test changes them
+	// pollOptions are server options for the poll line, such as
+	// "auth cram-md5".
+	pollOptions string
+	lastTrace   string
 }
 
 func newFetchmail(t *testing.T, path string, srv *server, transport string) *fetchmailClient {
-	return &fetchmailClient{t: t, path: path, home: t.TempDir(), srv: srv, transport: transport}
+	return &fetchmailClient{t: t, path: path, home: t.TempDir(), srv: srv, transport: transport, user: alice, password: alicePassword}
 }
 
 // run runs fetchmail once with the given extra rcfile options, expecting
@@ -124,14 +128,14 @@ func (f *fetchmailClient) configure(mdaCommand string, opts ...string) (string, 
 	rc := fmt.Sprintf(`set no syslog
 set idfile %q
 set pidfile %q
-poll 127.0.0.1 protocol pop3 port %s uidl timeout 30
+poll 127.0.0.1 protocol pop3 port %s uidl timeout 30 %s
   user %q there with password %q
   %s
   no rewrite no stripcr no mimedecode
   mda %q
   %s
-`, filepath.Join(f.home, "fetchids"), filepath.Join(f.home, "fetchmail.pid"), port,
-		alice, alicePassword, tls, mda, strings.Join(opts, " "))
+`, filepath.Join(f.home, "fetchids"), filepath.Join(f.home, "fetchmail.pid"), port, f.pollOptions,
+		f.user, f.password, tls, mda, strings.Join(opts, " "))
 	rcfile := filepath.Join(f.home, "fetchmailrc")
 	// fetchmail refuses an rcfile others can read.
 	if err := os.WriteFile(rcfile, []byte(rc), 0o600); err != nil {
