@@ -97,9 +97,18 @@ type lease struct {
 	dir    string
 	token  string
 	logger *slog.Logger
+	// taken is the lock file's modification time when it was written:
+	// the file system's clock at the start of the session, which the
+	// snapshot cache compares directory times with (see snapcache.go).
+	taken time.Time
 
-	stop chan struct{}
-	done chan struct{}
+	// Renewal runs on a timer, not in a goroutine of its own: an idle
+	// session costs no goroutine stack for it. renewMu is held while a
+	// renewal runs, so that release can wait for one in progress.
+	renewMu sync.Mutex
+	timer   *time.Timer
+	period  time.Duration
+	stopped bool
 
 	mu   sync.Mutex
 	lost error // why the lock is no longer ours, once it is not
@@ -123,7 +132,8 @@ func (s *Store) acquire(ctx context.Context, root *os.Root, dir string) (*lease,
 		held.Unlock()
 		return nil, err
 	}
-	go l.renew(max(s.lockLease/3, time.Millisecond))
+	l.period = max(s.lockLease/3, time.Millisecond)
+	l.timer = time.AfterFunc(l.period, l.renew)
 	return l, nil
 }
 
@@ -140,8 +150,7 @@ func (s *Store) acquireFile(ctx context.Context, root *os.Root, dir string) (*le
 		return nil, err
 	}
 	me := lockHolder{host: s.hostname, pid: os.Getpid(), pidns: pidNamespace(), token: token}
-	l := &lease{root: root, dir: dir, token: token, logger: s.logger,
-		stop: make(chan struct{}), done: make(chan struct{})}
+	l := &lease{root: root, dir: dir, token: token, logger: s.logger}
 
 	// Register the token first: a concurrent Open in this process that
 	// reads our fresh lock file must see it as live.
@@ -159,22 +168,48 @@ func (s *Store) acquireFile(ctx context.Context, root *os.Root, dir string) (*le
 
 	// The lock need not survive a crash (its holder would not), so it is
 	// not synced: no fsync on the login path.
-	err = writeNewFile(root, lockFile, me.marshal(), false)
+	l.taken, err = createLockFile(root, me.marshal())
 	switch {
 	case errors.Is(err, fs.ErrExist):
 		if err := s.takeOver(root, dir, me); err != nil {
 			return nil, err
 		}
+		// Read back: on a file system where the guard does not work
+		// between hosts, another host may have won a takeover race. (A
+		// lock this session created with O_EXCL is its own: nobody
+		// takes over a fresh lease.)
+		info, err := root.Lstat(lockFile)
+		if got, rerr := readLockHolder(root); err != nil || rerr != nil || got.token != token {
+			return nil, fmt.Errorf("lock %s/%s: lost a takeover race: %w", dir, lockFile, store.ErrInUse)
+		}
+		l.taken = info.ModTime()
 	case err != nil:
 		return nil, fmt.Errorf("create lock %s/%s: %w", dir, lockFile, err)
 	}
-	// Read back: on a file system where the guard does not work between
-	// hosts, another host may have won a takeover race.
-	if got, err := readLockHolder(root); err != nil || got.token != token {
-		return nil, fmt.Errorf("lock %s/%s: lost a takeover race: %w", dir, lockFile, store.ErrInUse)
-	}
 	ok = true
 	return l, nil
+}
+
+// createLockFile creates the lock file with O_EXCL, writes it, and
+// returns its modification time: the file system's clock now.
+func createLockFile(root *os.Root, data []byte) (time.Time, error) {
+	f, err := root.OpenFile(lockFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return time.Time{}, err
+	}
+	_, err = f.Write(data)
+	var info os.FileInfo
+	if err == nil {
+		info, err = f.Stat()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		root.Remove(lockFile)
+		return time.Time{}, err
+	}
+	return info.ModTime(), nil
 }
 
 // takeOver replaces an existing lock file if it is stale and returns
@@ -277,26 +312,30 @@ func guard(ctx context.Context, root *os.Root) (unguard func(), err error) {
 	}
 }
 
-// renew refreshes the lease every period until release, and notices when
-// the lock stops being ours.
-func (l *lease) renew(period time.Duration) {
-	defer close(l.done)
-	ticker := time.NewTicker(period)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-ticker.C:
-			if err := l.check(); err != nil {
-				return // check logged it; the session fails at Commit
-			}
-			now := time.Now()
-			if err := l.root.Chtimes(lockFile, now, now); err != nil {
-				l.logger.Error("cannot renew maildrop lock", "maildir", l.dir, "err", err)
-			}
-		}
+// renew refreshes the lease, every period until release (it runs on
+// l.timer), and notices when the lock stops being ours.
+func (l *lease) renew() {
+	l.renewMu.Lock()
+	defer l.renewMu.Unlock()
+	if l.stopped {
+		return
 	}
+	if err := l.check(); err != nil {
+		return // check logged it; the session fails at Commit
+	}
+	now := time.Now()
+	if err := l.root.Chtimes(lockFile, now, now); err != nil {
+		l.logger.Error("cannot renew maildrop lock", "maildir", l.dir, "err", err)
+	}
+	l.timer.Reset(l.period)
+}
+
+// stopRenewal ends the renewals, waiting for one in progress.
+func (l *lease) stopRenewal() {
+	l.renewMu.Lock()
+	l.stopped = true
+	l.timer.Stop()
+	l.renewMu.Unlock()
 }
 
 // check returns an error if the lock is no longer ours: someone took it
@@ -324,8 +363,7 @@ func (l *lease) check() error {
 // release stops the renewal and removes the lock file if it is still
 // ours; a lock another session took over is left alone.
 func (l *lease) release(ctx context.Context) error {
-	close(l.stop)
-	<-l.done
+	l.stopRenewal()
 	defer func() {
 		held.Lock()
 		delete(held.tokens, l.token)

@@ -74,6 +74,12 @@ type Config struct {
 	// (where it decides whether the holder's pid can be checked). Empty
 	// means os.Hostname.
 	Hostname string
+	// SnapshotCacheMessages bounds the snapshot cache (see snapcache.go):
+	// the total number of messages of the maildrops whose last snapshot
+	// is kept in memory, so that a login finds them without reading the
+	// index or listing the directories. Zero means DefaultSnapshotCache;
+	// a negative value turns the cache off.
+	SnapshotCacheMessages int
 }
 
 // Store is the Maildir store. It implements store.Store and
@@ -88,6 +94,8 @@ type Store struct {
 	// or an index update fail (see fault).
 	faultHook func(step string) error
 	usage     usageCache
+	snapshots snapshotCache
+	tmpClean  tmpCleaner
 }
 
 var (
@@ -111,6 +119,12 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("maildir store: %w", err)
 	}
 	s := &Store{location: loc, lockLease: cfg.LockLease, logger: cfg.Logger, hostname: cfg.Hostname}
+	switch {
+	case cfg.SnapshotCacheMessages == 0:
+		s.snapshots.limit = DefaultSnapshotCache
+	case cfg.SnapshotCacheMessages > 0:
+		s.snapshots.limit = cfg.SnapshotCacheMessages
+	}
 	if s.lockLease == 0 {
 		s.lockLease = DefaultLockLease
 	}

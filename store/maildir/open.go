@@ -3,7 +3,9 @@ package maildir
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -27,7 +29,12 @@ func (s *Store) Open(ctx context.Context, acct store.Account) (store.Maildrop, e
 	if err != nil {
 		return nil, err
 	}
-	root, err := openMaildir(dir)
+	// The common case is a maildrop that exists: open it, and create
+	// what is missing only when something is.
+	root, err := os.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		root, err = openMaildir(dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open maildrop of %q: %w", acct.Name, err)
 	}
@@ -36,27 +43,44 @@ func (s *Store) Open(ctx context.Context, acct store.Account) (store.Maildrop, e
 		root.Close()
 		return nil, fmt.Errorf("open maildrop of %q: %w", acct.Name, err)
 	}
-	md, err := s.load(ctx, root, dir)
+	md, err := s.load(ctx, root, dir, l.taken)
 	if err != nil {
 		l.release(context.WithoutCancel(ctx))
 		root.Close()
 		return nil, fmt.Errorf("open maildrop of %q: %w", acct.Name, err)
 	}
 	md.lease = l
-	s.cleanTmp(root, dir)
+	if s.tmpClean.due(dir, time.Now()) {
+		s.cleanTmp(root, dir)
+	}
 	return md, nil
 }
 
 // load reconciles the index with the files and builds the snapshot. The
-// caller holds the session lock.
+// caller holds the session lock, taken at the file system's time taken.
 //
-// The common case takes no index lock: mail delivered by this store is
-// indexed at delivery, so when every file has a record and every record a
-// file, the index read and the directory listing are the snapshot. Only
-// when they disagree (another program delivered or removed mail, or a
-// delivery is between its index record and its rename) does load take the
-// index lock, read both again, and bring the index up to date.
-func (s *Store) load(ctx context.Context, root *os.Root, dir string) (*maildrop, error) {
+// The most common case reads nothing: the index and the directories are
+// as they were when the snapshot cache took this maildrop's snapshot (see
+// snapcache.go). The next most common case takes no index lock: mail
+// delivered by this store is indexed at delivery, so when every file has a
+// record and every record a file, the index read and the directory
+// listing are the snapshot. Only when they disagree (another program
+// delivered or removed mail, or a delivery is between its index record and
+// its rename) does load take the index lock, read both again, and bring
+// the index up to date.
+func (s *Store) load(ctx context.Context, root *os.Root, dir string, taken time.Time) (*maildrop, error) {
+	// The stamps are read before the index and the directories, so that
+	// any change made while those are read shows in the next stamps.
+	key, keyed, err := s.stamps(root)
+	if err != nil {
+		return nil, fmt.Errorf("stat maildir: %w", err)
+	}
+	if keyed && s.snapshots.limit > 0 {
+		if c := s.snapshots.get(dir, key); c != nil {
+			return &maildrop{store: s, root: root, dir: dir, index: c.index,
+				infos: c.infos, files: c.files, sharedFiles: true}, nil
+		}
+	}
 	ix, err := loadIndex(root)
 	if err != nil {
 		return nil, err
@@ -66,7 +90,12 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string) (*maildrop,
 		return nil, err
 	}
 	if ix != nil && upToDate(ix, files) {
-		return s.snapshot(root, dir, ix, files), nil
+		md := s.snapshot(root, dir, ix, files)
+		if keyed && s.snapshots.limit > 0 && key.settled(taken) {
+			s.snapshots.put(dir, &cachedSnapshot{key: key, index: ix, infos: md.infos, files: md.files})
+			md.sharedFiles = true
+		}
+		return md, nil
 	}
 
 	unlock, err := s.lockIndex(ctx, root, dir)
@@ -209,7 +238,6 @@ func (s *Store) snapshot(root *os.Root, dir string, ix *index, files map[string]
 		index: ix,
 		infos: make([]store.MessageInfo, len(entries)),
 		files: make([]msgFile, len(entries)),
-		gone:  make([]bool, len(entries)),
 	}
 	for i, e := range entries {
 		md.infos[i] = store.MessageInfo{

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,11 +26,25 @@ type maildrop struct {
 	lease *lease
 	infos []store.MessageInfo // the snapshot; never changes
 
-	mu     sync.Mutex // guards everything below; methods may be called from several goroutines
-	index  *index
-	files  []msgFile // where each snapshot message's file was last seen
-	gone   []bool    // messages known to have been removed by another program
-	closed bool
+	mu    sync.Mutex // guards everything below; methods may be called from several goroutines
+	index *index     // as read at Open; shared with the snapshot cache, never modified
+	files []msgFile  // where each snapshot message's file was last seen
+	// sharedFiles says files belongs to the snapshot cache too: it is
+	// copied before its first change.
+	sharedFiles bool
+	gone        []bool // messages known to have been removed by another program; nil until one is
+	closed      bool
+}
+
+// isGone reports whether message i is known to have been removed.
+func (md *maildrop) isGone(i int) bool { return md.gone != nil && md.gone[i] }
+
+// markGone notes that message i has been removed by another program.
+func (md *maildrop) markGone(i int) {
+	if md.gone == nil {
+		md.gone = make([]bool, len(md.infos))
+	}
+	md.gone[i] = true
 }
 
 // Messages implements store.Maildrop.
@@ -68,7 +83,7 @@ func (md *maildrop) usable(index int) error {
 // openFile opens a message's file, looking for it again once if it is not
 // where it was.
 func (md *maildrop) openFile(i int) (*os.File, error) {
-	if md.gone[i] {
+	if md.isGone(i) {
 		return nil, store.ErrNoSuchMessage
 	}
 	f, err := md.root.Open(md.files[i].path())
@@ -76,12 +91,12 @@ func (md *maildrop) openFile(i int) (*os.File, error) {
 		if err := md.relocate(); err != nil {
 			return nil, err
 		}
-		if md.gone[i] {
+		if md.isGone(i) {
 			return nil, store.ErrNoSuchMessage
 		}
 		f, err = md.root.Open(md.files[i].path())
 		if errors.Is(err, fs.ErrNotExist) {
-			md.gone[i] = true
+			md.markGone(i)
 			return nil, store.ErrNoSuchMessage
 		}
 	}
@@ -105,11 +120,17 @@ func (md *maildrop) relocate() error {
 	if err != nil {
 		return err
 	}
+	// Something moved: the cached snapshot is out of date anyway.
+	md.store.snapshots.drop(md.dir)
+	if md.sharedFiles {
+		md.files = slices.Clone(md.files)
+		md.sharedFiles = false
+	}
 	for i, f := range md.files {
 		if now, ok := files[f.base]; ok {
 			md.files[i] = now
 		} else {
-			md.gone[i] = true
+			md.markGone(i)
 		}
 	}
 	return nil
@@ -139,6 +160,9 @@ func (md *maildrop) Commit(ctx context.Context, deleted, retrieved []int) error 
 				return fmt.Errorf("commit %s: message %d: %w", md.dir, i, err)
 			}
 		}
+	}
+	if len(deleted) == 0 && len(retrieved) == 0 {
+		return nil // nothing to change
 	}
 	// Never change a maildrop whose lock another session has taken over.
 	if err := md.lease.check(); err != nil {
@@ -216,8 +240,9 @@ func (md *maildrop) updateIndex(ctx context.Context, removed, retrieved []string
 	}
 	if ix == nil {
 		// Removed behind our back: the session's copy is the best
-		// knowledge there is.
-		ix = md.index
+		// knowledge there is. (A copy: the session's is shared with
+		// the snapshot cache.)
+		ix = md.index.clone()
 	}
 	changed := false
 	now := time.Now().Unix()
@@ -250,7 +275,7 @@ func (md *maildrop) updateIndex(ctx context.Context, removed, retrieved []string
 // removeFile unlinks message i's file. It reports false, nil if the file
 // is already gone (after looking for a moved file once per Commit).
 func (md *maildrop) removeFile(i int, relocated *bool) (bool, error) {
-	if md.gone[i] {
+	if md.isGone(i) {
 		return false, nil
 	}
 	err := md.root.Remove(md.files[i].path())
@@ -259,7 +284,7 @@ func (md *maildrop) removeFile(i int, relocated *bool) (bool, error) {
 		if err := md.relocate(); err != nil {
 			return false, err
 		}
-		if md.gone[i] {
+		if md.isGone(i) {
 			return false, nil
 		}
 		err = md.root.Remove(md.files[i].path())

@@ -1,0 +1,8 @@
+//go:build darwin || freebsd || netbsd || openbsd || dragonfly
+
+package maildir
+
+import "syscall"
+
+// changeTime returns a file's status change time (ctime).
+func changeTime(st *syscall.Stat_t) (int64, bool) { return st.Ctimespec.Nano(), true }

@@ -1,0 +1,8 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
+
+package maildir
+
+import "syscall"
+
+// changeTime is unknown here: the snapshot cache stays off.
+func changeTime(*syscall.Stat_t) (int64, bool) { return 0, false }
