@@ -1,6 +1,7 @@
 package pop3
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 )
@@ -45,19 +46,71 @@ func ParseCommand(line []byte) (Command, error) {
 			return Command{}, ErrBadArgument
 		}
 	}
-	keyword, rest, _ := strings.Cut(string(line), " ")
-	if keyword == "" || len(keyword) > maxKeywordLength {
+	keyword, rest, found := bytes.Cut(line, []byte(" "))
+	if len(keyword) == 0 || len(keyword) > maxKeywordLength {
 		return Command{}, ErrBadKeyword
 	}
-	for i := 0; i < len(keyword); i++ {
-		c := keyword[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+	var upper [maxKeywordLength]byte
+	for i, c := range keyword {
+		switch {
+		case 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
 			return Command{}, ErrBadKeyword
 		}
+		upper[i] = c
 	}
-	cmd := Command{Name: strings.ToUpper(keyword), Rest: rest}
-	if args := strings.Fields(rest); len(args) > 0 {
-		cmd.Args = args
+	cmd := Command{Name: keywordName(upper[:len(keyword)])}
+	if found {
+		// One string for everything after the keyword; the arguments
+		// are slices of it.
+		cmd.Rest = string(rest)
+		if args := strings.Fields(cmd.Rest); len(args) > 0 {
+			cmd.Args = args
+		}
 	}
 	return cmd, nil
+}
+
+// keywordName returns an upper-case keyword as a string, without
+// allocating for the keywords of RFC 1939 and its extensions.
+func keywordName(upper []byte) string {
+	switch string(upper) {
+	case "USER":
+		return "USER"
+	case "PASS":
+		return "PASS"
+	case "STAT":
+		return "STAT"
+	case "LIST":
+		return "LIST"
+	case "RETR":
+		return "RETR"
+	case "DELE":
+		return "DELE"
+	case "NOOP":
+		return "NOOP"
+	case "RSET":
+		return "RSET"
+	case "QUIT":
+		return "QUIT"
+	case "TOP":
+		return "TOP"
+	case "UIDL":
+		return "UIDL"
+	case "APOP":
+		return "APOP"
+	case "CAPA":
+		return "CAPA"
+	case "STLS":
+		return "STLS"
+	case "AUTH":
+		return "AUTH"
+	case "UTF8":
+		return "UTF8"
+	case "LANG":
+		return "LANG"
+	}
+	return string(upper)
 }
