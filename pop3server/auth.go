@@ -128,6 +128,7 @@ func (c *conn) handleAuth(cmd pop3.Command) error {
 // exchange's deadline.
 func (c *conn) readSASLLine(deadline time.Time) (string, error) {
 	c.netConn.SetReadDeadline(deadline)
+	c.readDeadline = time.Time{} // the read loop sets the idle deadline again
 	line, err := pop3.ReadLine(c.r, maxSASLLine)
 	switch {
 	case err == nil:

@@ -195,6 +195,7 @@ func (c *conn) openMaildrop(ctx context.Context, user *auth.User) error {
 	c.messages = md.Messages()
 	c.deleted = make([]bool, len(c.messages))
 	c.retrieved = make([]bool, len(c.messages))
+	c.countTotals()
 	count, octets := c.totals()
 	c.log.Info("logged in", "messages", count, "octets", octets)
 	return c.ok(fmt.Sprintf("maildrop has %d messages (%d octets)", count, octets))
@@ -234,6 +235,7 @@ func (c *conn) handleSTLS(cmd pop3.Command) error {
 	// RFC 2595 §4: forget what was learned before TLS.
 	c.r.Reset(c.netConn)
 	c.w.Reset(deadlineWriter{c})
+	c.readDeadline = time.Time{}
 	c.userArg = ""
 	return nil
 }

@@ -31,10 +31,18 @@ const (
 	update
 )
 
-// ioBufferSize is the read and write buffer of each connection: large
-// enough for a pipelined burst of commands and for streaming messages in
-// few writes, small enough that idle sessions stay cheap.
-const ioBufferSize = 16 * 1024
+// readBufferSize is the read buffer of each connection: room for a
+// pipelined burst of commands (pop3.ReadLine gathers a longer line, such
+// as an AUTH response with an OAuth token, outside it), small because every
+// session, idle or not, holds one. Replies are buffered in a pooled buffer
+// held only while there is something to send (replyWriter).
+const readBufferSize = 1024
+
+// deadlineRefresh is how often, at most, the idle deadline is pushed
+// forward while commands keep coming (and at most a tenth of the idle
+// timeout): setting it costs a timer update, so a burst of pipelined
+// commands does not pay it for each one.
+const deadlineRefresh = time.Second
 
 // conn is one client connection and its POP3 session.
 type conn struct {
@@ -44,8 +52,10 @@ type conn struct {
 	raw     net.Conn // the socket, for Server.Close from other goroutines
 	netConn net.Conn // the socket, or the *tls.Conn over it
 	r       *bufio.Reader
-	w       *bufio.Writer
+	w       *replyWriter
 	ctx     context.Context
+
+	readDeadline time.Time // when the idle deadline was last set
 
 	remote   netip.Addr
 	network  string // the remote address, IPv6 grouped by /64, for limits
@@ -65,6 +75,10 @@ type conn struct {
 	messages  []store.MessageInfo
 	deleted   []bool
 	retrieved []bool
+	// count and octets are the totals of the messages not marked
+	// deleted, kept up to date by DELE and RSET.
+	count  int
+	octets int64
 
 	stats sessionStats
 }
@@ -80,12 +94,14 @@ type sessionStats struct {
 func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 	c := &conn{
 		srv:     s,
-		id:      fmt.Sprintf("%x", s.nextID.Add(1)),
+		id:      strconv.FormatUint(s.nextID.Add(1), 16),
 		raw:     nc,
 		netConn: nc,
 		ctx:     s.ctx,
 	}
-	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		c.remote = ta.AddrPort().Addr().Unmap()
+	} else if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.remote = ap.Addr().Unmap()
 	}
 	c.loopback = c.remote.IsLoopback()
@@ -95,8 +111,8 @@ func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 		c.netConn = tls.Server(nc, s.cfg.TLS)
 		c.tls = true
 	}
-	c.r = bufio.NewReaderSize(c.netConn, max(ioBufferSize, s.cfg.MaxLineLength))
-	c.w = bufio.NewWriterSize(deadlineWriter{c}, ioBufferSize)
+	c.r = bufio.NewReaderSize(c.netConn, readBufferSize)
+	c.w = newReplyWriter(deadlineWriter{c})
 	return c
 }
 
@@ -125,7 +141,10 @@ func (c *conn) serve() {
 	start := time.Now()
 	defer c.srv.release(c)
 	defer c.netConn.Close()
-	defer c.w.Flush() // the last reply, e.g. to QUIT or an abusive client
+	defer func() {
+		c.w.Flush() // the last reply, e.g. to QUIT or an abusive client
+		c.w.Reset(nil)
+	}()
 	defer c.closeMaildrop()
 	defer func() {
 		if p := recover(); p != nil {
@@ -169,13 +188,18 @@ func (c *conn) writeGreeting() {
 func (c *conn) loop() {
 	for !c.quit {
 		// Answer a pipelined burst (RFC 2449 §6.6) in one write: flush only
-		// when every command already received has been answered.
+		// when every command already received has been answered. Then
+		// the reply buffer goes back to the pool while the client thinks.
 		if c.r.Buffered() == 0 {
 			if err := c.w.Flush(); err != nil {
 				return
 			}
+			c.w.release()
 		}
-		c.netConn.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+		if now := time.Now(); now.Sub(c.readDeadline) >= min(deadlineRefresh, c.srv.cfg.IdleTimeout/10) {
+			c.netConn.SetReadDeadline(now.Add(c.srv.cfg.IdleTimeout))
+			c.readDeadline = now
+		}
 		// Read up to the SASL limit so that an AUTH command with a long
 		// initial response (an OAuth token) fits; every other command is
 		// held to the configured limit below.

@@ -22,19 +22,27 @@ func (c *conn) handleStat(cmd pop3.Command) error {
 	if err := wantArgs(cmd, 0, 0); err != nil {
 		return err
 	}
-	count, octets := c.totals()
-	return c.ok(fmt.Sprintf("%d %d", count, octets))
+	b := append(c.w.AvailableBuffer(), "+OK "...)
+	b = strconv.AppendInt(b, int64(c.count), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, c.octets, 10)
+	c.w.Write(append(b, "\r\n"...))
+	return nil
 }
 
-// totals counts the messages not marked deleted and their size.
-func (c *conn) totals() (count int, octets int64) {
+// totals returns the number of messages not marked deleted and their
+// size.
+func (c *conn) totals() (count int, octets int64) { return c.count, c.octets }
+
+// countTotals computes the totals afresh (at login and RSET).
+func (c *conn) countTotals() {
+	c.count, c.octets = 0, 0
 	for i, m := range c.messages {
 		if !c.deleted[i] {
-			count++
-			octets += m.Size
+			c.count++
+			c.octets += m.Size
 		}
 	}
-	return count, octets
 }
 
 // messageArg resolves a message-number argument: it rejects 0, numbers
@@ -54,36 +62,44 @@ func (c *conn) messageArg(arg string) (int, error) {
 }
 
 func (c *conn) handleList(cmd pop3.Command) error {
-	return c.listing(cmd, func(i int) string { return strconv.FormatInt(c.messages[i].Size, 10) })
+	return c.listing(cmd, false)
 }
 
 func (c *conn) handleUidl(cmd pop3.Command) error {
-	return c.listing(cmd, func(i int) string { return c.messages[i].UID })
+	return c.listing(cmd, true)
 }
 
-// listing answers LIST and UIDL, which differ only in the value shown.
-func (c *conn) listing(cmd pop3.Command, value func(i int) string) error {
+// listing answers LIST and UIDL, which differ only in the value shown:
+// the size, or the unique id. Lines are built in the reply buffer, with
+// no allocation per message.
+func (c *conn) listing(cmd pop3.Command, uidl bool) error {
 	if err := wantArgs(cmd, 0, 1); err != nil {
 		return err
+	}
+	line := func(b []byte, i int) []byte {
+		b = strconv.AppendInt(b, int64(i+1), 10)
+		b = append(b, ' ')
+		if uidl {
+			b = append(b, c.messages[i].UID...)
+		} else {
+			b = strconv.AppendInt(b, c.messages[i].Size, 10)
+		}
+		return append(b, "\r\n"...)
 	}
 	if len(cmd.Args) == 1 {
 		i, err := c.messageArg(cmd.Args[0])
 		if err != nil {
 			return err
 		}
-		return c.ok(strconv.Itoa(i+1) + " " + value(i))
+		c.w.Write(line(append(c.w.AvailableBuffer(), "+OK "...), i))
+		return nil
 	}
 	count, octets := c.totals()
 	c.ok(fmt.Sprintf("%d messages (%d octets)", count, octets))
-	var num [20]byte
 	for i := range c.messages {
-		if c.deleted[i] {
-			continue
+		if !c.deleted[i] {
+			c.w.Write(line(c.w.AvailableBuffer(), i))
 		}
-		c.w.Write(strconv.AppendInt(num[:0], int64(i+1), 10))
-		c.w.WriteByte(' ')
-		c.w.WriteString(value(i))
-		c.w.WriteString("\r\n")
 	}
 	c.w.WriteString(".\r\n")
 	return nil
@@ -223,7 +239,12 @@ func (c *conn) handleDele(cmd pop3.Command) error {
 		return err
 	}
 	c.deleted[i] = true
-	return c.ok(fmt.Sprintf("message %d deleted", i+1))
+	c.count--
+	c.octets -= c.messages[i].Size
+	b := append(c.w.AvailableBuffer(), "+OK message "...)
+	b = strconv.AppendInt(b, int64(i+1), 10)
+	c.w.Write(append(b, " deleted\r\n"...))
+	return nil
 }
 
 func (c *conn) handleNoop(cmd pop3.Command) error {
@@ -238,6 +259,7 @@ func (c *conn) handleRset(cmd pop3.Command) error {
 		return err
 	}
 	clear(c.deleted)
+	c.countTotals()
 	count, octets := c.totals()
 	return c.ok(fmt.Sprintf("maildrop has %d messages (%d octets)", count, octets))
 }
