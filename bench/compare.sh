@@ -43,13 +43,15 @@ reps=4
 quick=""
 only=""
 out=""
+keep=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-reps) reps=$2; shift 2 ;;
 	-quick) quick=1; shift ;;
 	-only) only=$2; shift 2 ;;
 	-out) out=$2; shift 2 ;;
-	*) echo "usage: $0 [-reps N] [-quick] [-only SCENARIOS] [-out FILE]" >&2; exit 64 ;;
+	-work) keep=$2; shift 2 ;;
+	*) echo "usage: $0 [-reps N] [-quick] [-only SCENARIOS] [-out FILE] [-work DIR]" >&2; exit 64 ;;
 	esac
 done
 
@@ -91,7 +93,14 @@ scenarios=${scenarios//,/ }
 password="bench pass 42"
 mail_uid=65534 mail_gid=65534 # nobody: Dovecot refuses to serve mail as root
 
-work=$(mktemp -d /tmp/postoffice-compare-XXXXXX)
+if [ -n "$keep" ]; then
+	# A directory kept between runs: the generated maildrops are reused.
+	work=$keep
+	mkdir -p "$work"
+	rm -rf "$work/results" "$work/mail" "$work"/dovecot-* "$work"/*.log "$work"/*.stderr
+else
+	work=$(mktemp -d /tmp/postoffice-compare-XXXXXX)
+fi
 chmod 755 "$work"
 server_pid="" server_name=""
 # Each server runs in a process group of its own (setsid), so that it
@@ -109,7 +118,7 @@ stop_server() {
 }
 cleanup() {
 	stop_server
-	rm -rf "$work"
+	if [ -z "$keep" ]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
 die() {
@@ -134,10 +143,16 @@ print(*ports)')
 
 echo "=== generating maildrops in $work (once; both servers serve these same files)"
 tmpl="$work/templates"
-"$po" bench maildir -dir "$tmpl/small" -messages 10 -seed 1
-"$po" bench maildir -dir "$tmpl/retr" -messages "$retr_messages" -seed 2
+make_template() { # name messages seed
+	if [ -f "$tmpl/$1.done" ] && [ "$(cat "$tmpl/$1.done")" = "$2 $3" ]; then return 0; fi
+	rm -rf "${tmpl:?}/$1"
+	"$po" bench maildir -dir "$tmpl/$1" -messages "$2" -seed "$3"
+	echo "$2 $3" >"$tmpl/$1.done"
+}
+make_template small 10 1
+make_template retr "$retr_messages" 2
 if [[ " $scenarios " == *" stat "* ]]; then
-	"$po" bench maildir -dir "$tmpl/stat" -messages "$stat_messages" -seed 3
+	make_template stat "$stat_messages" 3
 fi
 # Users u0000..: 10-message maildrops (hard links to one template);
 # r0..r3: the RETR maildrops; s0: the STAT maildrop, copied afresh
@@ -331,9 +346,11 @@ for s in dovecot postoffice; do
 	start_server "$s"
 	# The idle scenario logs in to each of its users exactly once.
 	"$po" bench idle -q -addr "127.0.0.1:$plain_port" -password "$password" -c "$idle_sessions" \
-		-user u%04d -users "$idle_sessions" -duration 1ms >/dev/null || die "priming $s failed"
+		-user u%04d -users "$idle_sessions" -duration 1ms >"$work/bench.out" 2>&1 ||
+		{ cat "$work/bench.out" >&2; die "priming $s failed"; }
 	"$po" bench idle -q -addr "127.0.0.1:$plain_port" -password "$password" -c 4 \
-		-user r%d -users 4 -duration 1ms >/dev/null || die "priming $s failed"
+		-user r%d -users 4 -duration 1ms >"$work/bench.out" 2>&1 ||
+		{ cat "$work/bench.out" >&2; die "priming $s failed"; }
 	stop_server
 done
 
