@@ -45,6 +45,11 @@ type Config struct {
 	Users Users `toml:"users"`
 	// Maildir is the [maildir] table: where maildrops live.
 	Maildir Maildir `toml:"maildir"`
+	// Store is the [store] table: which store keeps the maildrops.
+	Store Store `toml:"store"`
+	// Postgres is the [postgres] table: the database of the PostgreSQL
+	// store and user database.
+	Postgres Postgres `toml:"postgres"`
 	// Auth is the [auth] table: the defence against password guessing.
 	Auth Auth `toml:"auth"`
 	// OAuth is the [oauth] table: OAuth 2.0 bearer tokens (SASL
@@ -87,6 +92,10 @@ type POP3 struct {
 	// ListenTLS lists host:port addresses for implicit TLS (RFC 8314,
 	// port 995). It requires TLS.Cert and TLS.Key. Empty disables it.
 	ListenTLS []string `toml:"listen_tls"`
+	// ProxyProtocolFrom lists the addresses and CIDR prefixes of load
+	// balancers whose connections start with a PROXY protocol header
+	// (v1 or v2) naming the real client; see Config.ProxyNetworks.
+	ProxyProtocolFrom []string `toml:"proxy_protocol_from"`
 	// AllowInsecureAuth permits USER/PASS and APOP on unencrypted
 	// connections from non-loopback addresses, which RFC 2595 §2.1 and
 	// RFC 8314 advise against.
@@ -140,6 +149,9 @@ type Limits struct {
 
 // Users is the [users] table.
 type Users struct {
+	// Backend is the user database: "passwd-file" or "postgres" (the
+	// users table of [postgres]).
+	Backend string `toml:"backend"`
 	// PasswdFile is the Dovecot-compatible passwd-file.
 	PasswdFile string `toml:"passwd_file"`
 	// DefaultScheme is the password scheme `postoffice user add` and
@@ -235,8 +247,9 @@ func Default() *Config {
 			Format: "text",
 		},
 		POP3: POP3{
-			Listen:    []string{"[::]:110"},
-			ListenTLS: []string{"[::]:995"},
+			Listen:            []string{"[::]:110"},
+			ListenTLS:         []string{"[::]:995"},
+			ProxyProtocolFrom: []string{},
 		},
 		LMTP:     defaultLMTP(),
 		Delivery: defaultDelivery(),
@@ -254,6 +267,7 @@ func Default() *Config {
 			AuthFailureDelay:    Duration{2 * time.Second},
 		},
 		Users: Users{
+			Backend:       "passwd-file",
 			PasswdFile:    "/etc/postoffice/passwd",
 			DefaultScheme: "ARGON2ID",
 		},
@@ -261,6 +275,8 @@ func Default() *Config {
 			Location:  "{home}/Maildir",
 			LockLease: Duration{2 * time.Minute},
 		},
+		Store:    Store{Backend: "maildir"},
+		Postgres: defaultPostgres(),
 		Auth: Auth{
 			Mechanisms:      []string{"PLAIN", "LOGIN"},
 			Timeout:         Duration{60 * time.Second},

@@ -36,6 +36,9 @@ type LMTP struct {
 	ReadTimeout Duration `toml:"read_timeout"`
 	// WriteTimeout is the deadline of each reply.
 	WriteTimeout Duration `toml:"write_timeout"`
+	// ProxyProtocolFrom lists the load balancers whose LMTP connections
+	// start with a PROXY protocol header, as pop3.proxy_protocol_from.
+	ProxyProtocolFrom []string `toml:"proxy_protocol_from"`
 }
 
 // Delivery is the [delivery] table: the rules every delivery follows,
@@ -68,10 +71,11 @@ type Quota struct {
 // for these tables.
 func defaultLMTP() LMTP {
 	return LMTP{
-		Listen:         []string{},
-		SocketMode:     "0660",
-		MaxConnections: 100,
-		MaxRecipients:  100,
+		Listen:            []string{},
+		ProxyProtocolFrom: []string{},
+		SocketMode:        "0660",
+		MaxConnections:    100,
+		MaxRecipients:     100,
 		// RFC 5321 §4.5.3.2 asks servers to wait at least 5 minutes for a
 		// command.
 		ReadTimeout:  Duration{5 * time.Minute},

@@ -189,6 +189,7 @@ func resolve(c *Config, dir string) {
 		&c.TLS.ClientCA,
 		&c.Users.PasswdFile,
 		&c.OAuth.ClientSecretFile,
+		&c.Postgres.DSNFile,
 	} {
 		*path = resolvePath(dir, *path)
 	}

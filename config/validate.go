@@ -65,7 +65,8 @@ func validate(c *Config) []problem {
 		// guessing cheap; past a minute clients give up instead.
 		{"limits.auth_failure_delay", durationBetween(c.Limits.AuthFailureDelay, 0, time.Minute)},
 
-		{"users.passwd_file", required(c.Users.PasswdFile)},
+		{"users.backend", oneOf(c.Users.Backend, "passwd-file", "postgres")},
+		{"users.passwd_file", requiredFor(c.Users.PasswdFile, c.Users.Backend == "passwd-file", `users.backend is "passwd-file"`)},
 		{"users.default_scheme", oneOf(c.Users.DefaultScheme, "ARGON2ID", "SHA512-CRYPT", "BLF-CRYPT", "SSHA512", "SCRAM-SHA-256", "SCRAM-SHA-1")},
 
 		{"maildir.location", locationTemplate(c.Maildir.Location)},
@@ -95,7 +96,7 @@ func validate(c *Config) []problem {
 		{"oauth.cache_ttl", durationBetween(c.OAuth.CacheTTL, 0, time.Hour)},
 	}
 
-	for _, p := range deliveryRules(c) {
+	for _, p := range append(deliveryRules(c), clusterRules(c)...) {
 		rules = append(rules, struct {
 			setting string
 			err     error
