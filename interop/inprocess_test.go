@@ -62,6 +62,9 @@ func startInProcess(t *testing.T, s *site, opt options) *server {
 		Implementation: "postoffice-interop",
 		SASLMechanisms: opt.mechanisms,
 		Tokens:         tokens,
+		// No pause before answering a failed login, as the binary is
+		// configured (auth_failure_delay = "0s").
+		AuthFailureDelay: -1,
 	})
 	if err != nil {
 		t.Fatal(err)

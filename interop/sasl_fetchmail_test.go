@@ -20,7 +20,8 @@ import (
 //     to USER/PASS, which works.
 //
 // With the default mechanisms (PLAIN, LOGIN), "auth password" and "auth any"
-// both log in with USER/PASS: fetchmail has no PLAIN or LOGIN for POP3.
+// both log in with USER/PASS: fetchmail has no PLAIN or LOGIN for POP3
+// (checked over STLS only).
 func TestFetchmailSASL(t *testing.T) {
 	fetchmail := need(t, "fetchmail")
 	t.Parallel()
@@ -68,6 +69,12 @@ func TestFetchmailSASL(t *testing.T) {
 					srv.wantTLSSessions(t, tr != "plain")
 				})
 				t.Run("default-mechanisms", func(t *testing.T) {
+					if tr != "stls" {
+						// fetchmail reads the capabilities the
+						// same way over every transport; STLS is
+						// its default whenever offered.
+						t.Skip("covered over STLS")
+					}
 					site := newSite(t)
 					site.deliver(alice, saslMessages...)
 					srv := launch(t, site, options{})
