@@ -68,13 +68,13 @@ func TestFetchmailSASL(t *testing.T) {
 					}
 					srv.wantTLSSessions(t, tr != "plain")
 				})
+				// fetchmail reads the capabilities the same way over
+				// every transport; STLS is what it uses whenever
+				// offered.
+				if tr != "stls" {
+					return
+				}
 				t.Run("default-mechanisms", func(t *testing.T) {
-					if tr != "stls" {
-						// fetchmail reads the capabilities the
-						// same way over every transport; STLS is
-						// its default whenever offered.
-						t.Skip("covered over STLS")
-					}
 					site := newSite(t)
 					site.deliver(alice, saslMessages...)
 					srv := launch(t, site, options{})
