@@ -12,10 +12,8 @@ import (
 	"syscall"
 
 	"github.com/postoffice-mail/postoffice/auth"
-	"github.com/postoffice-mail/postoffice/auth/passwdfile"
 	"github.com/postoffice-mail/postoffice/config"
 	"github.com/postoffice-mail/postoffice/delivery"
-	"github.com/postoffice-mail/postoffice/store/maildir"
 )
 
 // Exit codes of "deliver", as MTAs read them (sysexits.h; Postfix's
@@ -68,15 +66,13 @@ func runDeliver(args []string, stdin io.Reader, _, stderr io.Writer) error {
 		return fail(exitTempFail, "%v", err)
 	}
 	defer closeLog()
-	users, err := passwdfile.Open(cfg.Users.PasswdFile, passwdfile.WithLogger(logger))
+	b, err := openBackends(cfg, logger, exitTempFail)
 	if err != nil {
-		return fail(exitTempFail, "users: %v", err)
+		return err
 	}
-	mail, err := maildir.New(maildir.Config{Location: cfg.Maildir.Location, LockLease: cfg.Maildir.LockLease.Duration, Logger: logger})
-	if err != nil {
-		return fail(exitTempFail, "maildir: %v", err)
-	}
-	agent, err := newAgent(cfg, users, mail, logger)
+	defer b.close()
+	users := b.users
+	agent, err := newAgent(cfg, users, b.mail, logger)
 	if err != nil {
 		return fail(exitTempFail, "%v", err)
 	}

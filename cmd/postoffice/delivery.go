@@ -5,7 +5,7 @@ import (
 	"net"
 	"os"
 
-	"github.com/postoffice-mail/postoffice/auth/passwdfile"
+	"github.com/postoffice-mail/postoffice/auth"
 	"github.com/postoffice-mail/postoffice/config"
 	"github.com/postoffice-mail/postoffice/delivery"
 	"github.com/postoffice-mail/postoffice/lmtp"
@@ -13,7 +13,7 @@ import (
 )
 
 // newAgent wires the delivery agent of "serve" (LMTP) and "deliver".
-func newAgent(cfg *config.Config, users *passwdfile.File, st store.Deliverer, logger *slog.Logger) (*delivery.Agent, error) {
+func newAgent(cfg *config.Config, users auth.UserLookup, st store.Deliverer, logger *slog.Logger) (*delivery.Agent, error) {
 	return delivery.New(delivery.Config{
 		Hostname: cfg.Server.Hostname,
 		Users:    users,
@@ -37,7 +37,7 @@ func lmtpConfigured(cfg *config.Config) bool {
 
 // startLMTP builds the LMTP server and opens its listeners, or returns
 // nils when LMTP is not configured.
-func startLMTP(cfg *config.Config, users *passwdfile.File, st store.Deliverer, logger *slog.Logger) (*lmtp.Server, []net.Listener, error) {
+func startLMTP(cfg *config.Config, users auth.UserLookup, st store.Deliverer, logger *slog.Logger) (*lmtp.Server, []net.Listener, error) {
 	if !lmtpConfigured(cfg) {
 		return nil, nil, nil
 	}
@@ -61,6 +61,7 @@ func startLMTP(cfg *config.Config, users *passwdfile.File, st store.Deliverer, l
 	if err != nil {
 		return nil, nil, err
 	}
+	ls = withProxyProtocol(ls, cfg.ProxyNetworks(true), logger)
 	if cfg.LMTP.Socket != "" {
 		l, err := lmtp.ListenUnix(cfg.LMTP.Socket, os.FileMode(cfg.LMTPSocketMode()), cfg.LMTP.SocketGroup)
 		if err != nil {

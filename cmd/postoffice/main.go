@@ -5,6 +5,8 @@
 //	                                   deliver one message (an MDA for a pipe)
 //	postoffice quickstart [-dir DIR]   a demo server on loopback, ready for curl
 //	postoffice user add|passwd|del|list  edit the passwd-file
+//	postoffice db migrate|status|import-users   the PostgreSQL schema and users
+//	postoffice migrate -to postgres|maildir [USER...]   copy maildrops between stores
 //
 // Each subcommand only parses flags and wires packages together.
 package main
@@ -49,6 +51,8 @@ var subcommands = []struct {
 	{"quickstart", "run a demo server on loopback with a demo user", runQuickstart},
 	{"user", "add, change, delete or list users in the passwd-file", runUser},
 	{"fetch", "download mail from POP3 accounts into a Maildir, mbox or MDA", runFetch},
+	{"db", "create or upgrade the PostgreSQL schema, load users into it", runDB},
+	{"migrate", "copy maildrops between Maildir and PostgreSQL, keeping unique ids", runMigrate},
 	{"bench", "load-test a POP3 server on loopback (login, TLS, RETR, pipelining, idle, STAT)", runBench},
 }
 

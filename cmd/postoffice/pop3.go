@@ -9,29 +9,31 @@ import (
 
 	"github.com/postoffice-mail/postoffice/auth"
 	"github.com/postoffice-mail/postoffice/auth/oauth"
-	"github.com/postoffice-mail/postoffice/auth/passwdfile"
 	"github.com/postoffice-mail/postoffice/auth/penalty"
 	"github.com/postoffice-mail/postoffice/config"
 	"github.com/postoffice-mail/postoffice/internal/certs"
 	"github.com/postoffice-mail/postoffice/pop3server"
-	"github.com/postoffice-mail/postoffice/store/maildir"
 )
 
 // newServer wires the user database, the store, TLS, SASL and the
 // brute-force defence into the POP3 engine.
-func newServer(cfg *config.Config, logger *slog.Logger) (*pop3server.Server, *passwdfile.File, *maildir.Store, error) {
-	users, err := passwdfile.Open(cfg.Users.PasswdFile, passwdfile.WithLogger(logger))
+func newServer(cfg *config.Config, logger *slog.Logger) (*pop3server.Server, *backends, error) {
+	b, err := openBackends(cfg, logger, exitConfig)
 	if err != nil {
-		return nil, nil, nil, fail(exitConfig, "users: %v", err)
+		return nil, nil, err
 	}
-	mail, err := maildir.New(maildir.Config{
-		Location:  cfg.Maildir.Location,
-		LockLease: cfg.Maildir.LockLease.Duration,
-		Logger:    logger,
-	})
+	srv, err := newPOP3(cfg, logger, b)
 	if err != nil {
-		return nil, nil, nil, fail(exitConfig, "maildir: %v", err)
+		b.close()
+		return nil, nil, err
 	}
+	return srv, b, nil
+}
+
+// newPOP3 configures the POP3 engine on the backends.
+func newPOP3(cfg *config.Config, logger *slog.Logger, b *backends) (*pop3server.Server, error) {
+	users, mail := b.users, b.mail
+	var err error
 	scfg := pop3server.Config{
 		Hostname:            cfg.Server.Hostname,
 		Implementation:      cfg.Server.Implementation,
@@ -66,18 +68,18 @@ func newServer(cfg *config.Config, logger *slog.Logger) (*pop3server.Server, *pa
 		})
 	}
 	if scfg.Tokens, err = newTokenValidator(cfg); err != nil {
-		return nil, nil, nil, fail(exitConfig, "oauth: %v", err)
+		return nil, fail(exitConfig, "oauth: %v", err)
 	}
 	if cfg.TLS.Cert != "" {
 		if scfg.TLS, err = serverTLS(cfg); err != nil {
-			return nil, nil, nil, fail(exitConfig, "tls: %v", err)
+			return nil, fail(exitConfig, "tls: %v", err)
 		}
 	}
 	srv, err := pop3server.New(scfg)
 	if err != nil {
-		return nil, nil, nil, fail(exitConfig, "%v", err)
+		return nil, fail(exitConfig, "%v", err)
 	}
-	return srv, users, mail, nil
+	return srv, nil
 }
 
 // serverTLS loads the certificate and, for SASL EXTERNAL, the client CAs.

@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
 	"github.com/postoffice-mail/postoffice/config"
+	"github.com/postoffice-mail/postoffice/internal/proxy"
 	"github.com/postoffice-mail/postoffice/lmtp"
 	"github.com/postoffice-mail/postoffice/pop3server"
 )
@@ -44,10 +46,13 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func
 	}
 	defer closeLog()
 
-	srv, users, mail, err := newServer(cfg, logger)
+	srv, b, err := newServer(cfg, logger)
 	if err != nil {
 		return err
 	}
+	// Runs after the sessions have ended: their leases are released
+	// before the pool closes.
+	defer b.close()
 	plain, err := listenAll(cfg.POP3.Listen)
 	if err != nil {
 		return err
@@ -57,10 +62,12 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func
 		closeAll(plain)
 		return err
 	}
+	plain = withProxyProtocol(plain, cfg.ProxyNetworks(false), logger)
+	secure = withProxyProtocol(secure, cfg.ProxyNetworks(false), logger)
 	if len(plain)+len(secure) == 0 {
 		return fail(exitConfig, "no listeners: set pop3.listen or pop3.listen_tls")
 	}
-	lmtpSrv, lmtpListeners, err := startLMTP(cfg, users, mail, logger)
+	lmtpSrv, lmtpListeners, err := startLMTP(cfg, b.users, b.mail, logger)
 	if err != nil {
 		closeAll(plain)
 		closeAll(secure)
@@ -147,6 +154,20 @@ func listenAll(addrs []string) ([]net.Listener, error) {
 		ls = append(ls, l)
 	}
 	return ls, nil
+}
+
+// withProxyProtocol makes listeners accept the PROXY protocol from the
+// trusted networks ([pop3] or [lmtp] proxy_protocol_from); with none, they
+// are returned as they are.
+func withProxyProtocol(ls []net.Listener, trusted []netip.Prefix, logger *slog.Logger) []net.Listener {
+	if len(trusted) == 0 {
+		return ls
+	}
+	out := make([]net.Listener, len(ls))
+	for i, l := range ls {
+		out[i] = proxy.NewListener(l, proxy.Config{Trusted: trusted, Logger: logger})
+	}
+	return out
 }
 
 func closeAll(ls []net.Listener) {
