@@ -1,4 +1,4 @@
-//go:build darwin || freebsd || netbsd || openbsd || dragonfly
+//go:build darwin || freebsd || netbsd
 
 package maildir
 
@@ -6,3 +6,4 @@ import "syscall"
 
 // changeTime returns a file's status change time (ctime).
 func changeTime(st *syscall.Stat_t) (int64, bool) { return st.Ctimespec.Nano(), true }
+

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux || openbsd || dragonfly || solaris || illumos
 
 package maildir
 
@@ -6,3 +6,4 @@ import "syscall"
 
 // changeTime returns a file's status change time (ctime).
 func changeTime(st *syscall.Stat_t) (int64, bool) { return st.Ctim.Nano(), true }
+

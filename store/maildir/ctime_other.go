@@ -1,4 +1,4 @@
-//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
+//go:build !(linux || openbsd || dragonfly || solaris || illumos || darwin || freebsd || netbsd)
 
 package maildir
 
@@ -6,3 +6,4 @@ import "syscall"
 
 // changeTime is unknown here: the snapshot cache stays off.
 func changeTime(*syscall.Stat_t) (int64, bool) { return 0, false }
+

@@ -103,3 +103,26 @@ func FuzzParseName(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNaturalKey: comparing keys gives naturalLess's answer, ties
+// included.
+func FuzzNaturalKey(f *testing.F) {
+	for _, pair := range [][2]string{
+		{"1700000000.M9P1Q9.h", "1700000000.M10P1Q10.h"}, {"a01", "a1"}, {"a1b", "a1"},
+		{"x9", "x-"}, {"007", "7x"}, {"", "0"}, {"a0", "a/"}, {"a0", "a:"},
+	} {
+		f.Add(pair[0], pair[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		want := 0
+		switch {
+		case naturalLess(a, b):
+			want = -1
+		case naturalLess(b, a):
+			want = 1
+		}
+		if got := strings.Compare(naturalKey(a), naturalKey(b)); got != want {
+			t.Fatalf("keys of %q and %q compare %d, naturalLess says %d", a, b, got, want)
+		}
+	})
+}

@@ -1,10 +1,18 @@
 package maildir
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/postoffice-mail/postoffice/pop3"
 )
@@ -85,47 +93,110 @@ type freshMessage struct {
 	vsize    int64
 }
 
+// describeWorkers bounds the files describeAll reads at once: enough to
+// keep both the disk and every core busy on a first login to a large
+// maildrop.
+var describeWorkers = max(4, 2*runtime.GOMAXPROCS(0))
+
+// describeAll describes the files the index does not know yet (see
+// describe), several at a time. It returns the messages, and the base
+// names of the files that turned out not to be messages or are gone.
+func (s *Store) describeAll(ctx context.Context, root *os.Root, dir string, unknown []msgFile) ([]freshMessage, []string, error) {
+	if len(unknown) == 0 {
+		return nil, nil, nil
+	}
+	var dirs [2]*dirFile // new/, cur/
+	for i, sub := range []string{dirNew, dirCur} {
+		d, err := openDir(root, sub)
+		if err != nil {
+			dirs[0].close()
+			return nil, nil, fmt.Errorf("scan maildir: %w", err)
+		}
+		dirs[i] = d
+	}
+	defer dirs[0].close()
+	defer dirs[1].close()
+	results := make([]freshMessage, len(unknown))
+	ok := make([]bool, len(unknown))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(len(unknown), describeWorkers) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(unknown) {
+					return
+				}
+				d := dirs[0]
+				if unknown[i].cur {
+					d = dirs[1]
+				}
+				results[i], ok[i] = s.describe(root, d.fd, dir, unknown[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	fresh := results[:0]
+	var skipped []string
+	for i, m := range results {
+		if ok[i] {
+			fresh = append(fresh, m)
+		} else {
+			skipped = append(skipped, unknown[i].base)
+		}
+	}
+	return fresh, skipped, nil
+}
+
 // describe checks that a file the index does not know yet is a message
 // and learns its arrival time and CRLF size: from its name if it says
 // (Dovecot and this package write ",W="; almost every deliverer starts the
 // name with the time), else from the file. ok is false if it is not a
 // message (not a regular file: a directory, a FIFO that would block a
 // reader, a symbolic link that might point anywhere) or has gone since the
-// scan.
-func (s *Store) describe(root *os.Root, dir string, f msgFile) (fresh freshMessage, ok bool) {
-	info, err := root.Lstat(f.path())
-	if err != nil {
-		if !os.IsNotExist(err) {
-			s.logger.Error("cannot stat new message; skipping it", "maildir", dir, "file", f.path(), "err", err)
-		}
-		return fresh, false
-	}
-	if !info.Mode().IsRegular() {
-		return fresh, false
-	}
+// scan. dirfd is f's directory, new/ or cur/.
+func (s *Store) describe(root *os.Root, dirfd int, dir string, f msgFile) (fresh freshMessage, ok bool) {
 	fn := parseName(f.name)
 	fresh = freshMessage{file: f, received: fn.received, vsize: fn.vsize}
-	if fresh.received <= 0 {
-		fresh.received = info.ModTime().Unix()
-	}
 	if fn.size >= 0 && fn.vsize >= 0 && fn.vsize < fn.size {
 		fresh.vsize = -1 // CRLF can only add octets: W= is wrong
 	}
-	if fresh.vsize >= 0 {
-		return fresh, true
+	if fresh.vsize >= 0 && fresh.received > 0 {
+		// The name says everything: only check what the file is.
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, f.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if !errors.Is(err, unix.ENOENT) {
+				s.logger.Error("cannot stat new message; skipping it", "maildir", dir, "file", f.path(), "err", err)
+			}
+			return fresh, false
+		}
+		return fresh, st.Mode&unix.S_IFMT == unix.S_IFREG
 	}
 	// Once per message: the size goes into the index.
-	file, err := root.Open(f.path())
-	if err != nil {
-		if !os.IsNotExist(err) {
-			s.logger.Error("cannot read new message; skipping it", "maildir", dir, "file", f.path(), "err", err)
-		}
+	fd, st, err := openAt(dirfd, f.name)
+	switch {
+	case errors.Is(err, errNotMessage), errors.Is(err, fs.ErrNotExist):
 		return fresh, false
-	}
-	defer file.Close()
-	if fresh.vsize, err = pop3.NormalizedSize(file); err != nil {
+	case err != nil:
 		s.logger.Error("cannot read new message; skipping it", "maildir", dir, "file", f.path(), "err", err)
 		return fresh, false
+	}
+	defer unix.Close(fd)
+	if fresh.received <= 0 {
+		if fresh.received = modTime(&st); fresh.received == 0 {
+			if info, err := root.Lstat(f.path()); err == nil {
+				fresh.received = info.ModTime().Unix()
+			}
+		}
+	}
+	if fresh.vsize < 0 {
+		if fresh.vsize, err = pop3.NormalizedSize(&messageFile{fd: fd, left: st.Size}); err != nil {
+			s.logger.Error("cannot read new message; skipping it", "maildir", dir, "file", f.path(), "err", err)
+			return fresh, false
+		}
 	}
 	return fresh, true
 }

@@ -33,7 +33,9 @@ type maildrop struct {
 	// copied before its first change.
 	sharedFiles bool
 	gone        []bool // messages known to have been removed by another program; nil until one is
-	closed      bool
+	// newDir and curDir are opened at the first message read from each.
+	newDir, curDir *dirFile
+	closed         bool
 }
 
 // isGone reports whether message i is known to have been removed.
@@ -82,11 +84,11 @@ func (md *maildrop) usable(index int) error {
 
 // openFile opens a message's file, looking for it again once if it is not
 // where it was.
-func (md *maildrop) openFile(i int) (*os.File, error) {
+func (md *maildrop) openFile(i int) (io.ReadCloser, error) {
 	if md.isGone(i) {
 		return nil, store.ErrNoSuchMessage
 	}
-	f, err := md.root.Open(md.files[i].path())
+	f, err := md.openMessage(md.files[i])
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := md.relocate(); err != nil {
 			return nil, err
@@ -94,22 +96,42 @@ func (md *maildrop) openFile(i int) (*os.File, error) {
 		if md.isGone(i) {
 			return nil, store.ErrNoSuchMessage
 		}
-		f, err = md.root.Open(md.files[i].path())
+		f, err = md.openMessage(md.files[i])
 		if errors.Is(err, fs.ErrNotExist) {
 			md.markGone(i)
 			return nil, store.ErrNoSuchMessage
 		}
 	}
+	if errors.Is(err, errNotMessage) {
+		// Replaced since the scan by something that is no message.
+		return nil, store.ErrNoSuchMessage
+	}
 	if err != nil {
 		return nil, err
 	}
-	// Something other than a regular file (replaced since the scan)
-	// would not be a message, and a FIFO would block the reader.
-	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
-		f.Close()
-		return nil, store.ErrNoSuchMessage
-	}
 	return f, nil
+}
+
+// openMessage opens a message file where f says it is, through the
+// session's open new/ or cur/ directory (see fastio.go).
+func (md *maildrop) openMessage(f msgFile) (*messageFile, error) {
+	dir := &md.newDir
+	sub := dirNew
+	if f.cur {
+		dir, sub = &md.curDir, dirCur
+	}
+	if *dir == nil {
+		d, err := openDir(md.root, sub)
+		if err != nil {
+			return nil, err
+		}
+		*dir = d
+	}
+	fd, st, err := openAt((*dir).fd, f.name)
+	if err != nil {
+		return nil, err
+	}
+	return &messageFile{fd: fd, left: st.Size}, nil
 }
 
 // relocate lists new/ and cur/ again and updates where each message of
@@ -120,8 +142,12 @@ func (md *maildrop) relocate() error {
 	if err != nil {
 		return err
 	}
-	// Something moved: the cached snapshot is out of date anyway.
+	// Something moved: the cached snapshot is out of date anyway, and
+	// the directories are opened afresh (should one have been replaced).
 	md.store.snapshots.drop(md.dir)
+	md.newDir.close()
+	md.curDir.close()
+	md.newDir, md.curDir = nil, nil
 	if md.sharedFiles {
 		md.files = slices.Clone(md.files)
 		md.sharedFiles = false
@@ -313,6 +339,8 @@ func (md *maildrop) Close() error {
 	}
 	md.closed = true
 	err := md.lease.release(context.Background())
+	md.newDir.close()
+	md.curDir.close()
 	md.root.Close()
 	if err != nil {
 		return fmt.Errorf("close %s: %w", md.dir, err)
