@@ -6,4 +6,3 @@ import "syscall"
 
 // changeTime returns a file's status change time (ctime).
 func changeTime(st *syscall.Stat_t) (int64, bool) { return st.Ctim.Nano(), true }
-
