@@ -28,6 +28,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	pgCluster.Stop()
 	if binaryDir != "" {
 		os.RemoveAll(binaryDir)
 	}
