@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: ./scripts/test.sh
 #
-# Installs the real POP3 clients the interoperability tests drive, and
+# Installs the real POP3 clients the interoperability tests drive,
+# PostgreSQL 15 and HAProxy for the multi-node tests, and
 # fail2ban for the check of its filter (Debian packages; only when
 # missing), checks formatting, vets, builds, then runs every test with the
 # race detector and POSTOFFICE_INTEROP=1, under which a test whose client
@@ -40,6 +41,12 @@ declare -A needs=(
 	# The delivery tests: swaks speaks LMTP, Postfix relays SMTP to LMTP.
 	[swaks]=swaks
 	[postfix]=postfix
+	# The PostgreSQL store's tests start a throwaway cluster of their own
+	# (internal/pgtest: initdb as nobody in a temporary directory, a Unix
+	# socket, stopped at the end); the multi-node tests put HAProxy in
+	# front of the nodes.
+	[postgresql-15]=""
+	[haproxy]=haproxy
 )
 
 missing=()
