@@ -61,16 +61,6 @@ type entry struct {
 	base           string
 }
 
-// clone returns a deep copy of ix.
-func (ix *index) clone() *index {
-	c := &index{uidValidity: ix.uidValidity, nextUID: ix.nextUID, entries: make(map[string]*entry, len(ix.entries))}
-	for base, e := range ix.entries {
-		copied := *e
-		c.entries[base] = &copied
-	}
-	return c
-}
-
 // newIndex returns the index of a maildrop that had none.
 func newIndex(uidValidity uint64) *index {
 	return &index{uidValidity: uidValidity, nextUID: 1, entries: make(map[string]*entry)}

@@ -157,7 +157,7 @@ func TestForeignFiles(t *testing.T) {
 		if got := read(t, md, i); got != w.content {
 			t.Errorf("message %d: content %q, want %q", i, got, w.content)
 		}
-		if want := fmt.Sprintf("%08X%08X", i+1, md.index.uidValidity); msgs[i].UID != want {
+		if want := fmt.Sprintf("%08X%08X", i+1, md.uidValidity); msgs[i].UID != want {
 			t.Errorf("message %d: UID %q, want %q (Dovecot's %%08Xu%%08Xv)", i, msgs[i].UID, want)
 		}
 	}

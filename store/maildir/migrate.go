@@ -37,10 +37,11 @@ func (s *Store) Export(ctx context.Context, acct store.Account) (*Export, error)
 	md := sm.(*maildrop)
 	md.mu.Lock()
 	defer md.mu.Unlock()
-	ex := &Export{md: md, UIDValidity: md.index.uidValidity, NextUID: md.index.nextUID}
-	byUID := make(map[string]uint64, len(md.index.entries))
-	for _, e := range md.index.entries {
-		byUID[md.index.uniqueID(e.uid)] = e.uid
+	ix := md.snapshotIndex()
+	ex := &Export{md: md, UIDValidity: ix.uidValidity, NextUID: ix.nextUID}
+	byUID := make(map[string]uint64, len(ix.entries))
+	for _, e := range ix.entries {
+		byUID[ix.uniqueID(e.uid)] = e.uid
 	}
 	for i, info := range md.infos {
 		m := store.Migrated{Seq: byUID[info.UID], Info: info}

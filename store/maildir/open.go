@@ -77,7 +77,8 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string, taken time.
 	}
 	if keyed && s.snapshots.limit > 0 {
 		if c := s.snapshots.get(dir, key); c != nil {
-			return &maildrop{store: s, root: root, dir: dir, index: c.index,
+			return &maildrop{store: s, root: root, dir: dir, uids: c.uids,
+				uidValidity: c.uidValidity, nextUID: c.nextUID,
 				infos: c.infos, files: c.files, sharedFiles: true}, nil
 		}
 	}
@@ -93,7 +94,8 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string, taken time.
 		if upToDate(ix, files) {
 			md := s.snapshot(root, dir, ix, files)
 			if keyed && s.snapshots.limit > 0 && key.settled(taken) {
-				s.snapshots.put(dir, &cachedSnapshot{key: key, index: ix, infos: md.infos, files: md.files})
+				s.snapshots.put(dir, &cachedSnapshot{key: key, uids: md.uids, uidValidity: ix.uidValidity,
+					nextUID: ix.nextUID, infos: md.infos, files: md.files})
 				md.sharedFiles = true
 			}
 			return md, nil
@@ -238,7 +240,9 @@ func (s *Store) snapshot(root *os.Root, dir string, ix *index, files map[string]
 		store: s,
 		root:  root,
 		dir:   dir,
-		index: ix,
+		uids:        make([]uint64, len(entries)),
+		uidValidity: ix.uidValidity,
+		nextUID:     ix.nextUID,
 		infos: make([]store.MessageInfo, len(entries)),
 		files: make([]msgFile, len(entries)),
 	}
@@ -266,6 +270,7 @@ func (s *Store) snapshot(root *os.Root, dir string, ix *index, files map[string]
 			md.infos[i].FirstRetrieved = time.Unix(e.firstRetrieved, 0)
 		}
 		md.files[i] = files[e.base]
+		md.uids[i] = e.uid
 	}
 	return md
 }

@@ -26,8 +26,14 @@ type maildrop struct {
 	lease *lease
 	infos []store.MessageInfo // the snapshot; never changes
 
+	// uids are the snapshot's uids (infos[i] has uids[i]), and
+	// uidValidity and nextUID the index's, as read at Open: what the
+	// session needs of the index, which it does not keep (see
+	// snapshotIndex).
+	uids                 []uint64
+	uidValidity, nextUID uint64
+
 	mu    sync.Mutex // guards everything below; methods may be called from several goroutines
-	index *index     // as read at Open; shared with the snapshot cache, never modified
 	files []msgFile  // where each snapshot message's file was last seen
 	// sharedFiles says files belongs to the snapshot cache too: it is
 	// copied before its first change.
@@ -36,6 +42,19 @@ type maildrop struct {
 	// newDir and curDir are opened at the first message read from each.
 	newDir, curDir *dirFile
 	closed         bool
+}
+
+// snapshotIndex rebuilds the index as it was at Open from the snapshot.
+func (md *maildrop) snapshotIndex() *index {
+	ix := &index{uidValidity: md.uidValidity, nextUID: md.nextUID, entries: make(map[string]*entry, len(md.infos))}
+	for i, info := range md.infos {
+		e := &entry{uid: md.uids[i], vsize: info.Size, received: info.Received.Unix(), base: md.files[i].base}
+		if !info.FirstRetrieved.IsZero() {
+			e.firstRetrieved = info.FirstRetrieved.Unix()
+		}
+		ix.entries[e.base] = e
+	}
+	return ix
 }
 
 // isGone reports whether message i is known to have been removed.
@@ -265,10 +284,9 @@ func (md *maildrop) updateIndex(ctx context.Context, removed, retrieved []string
 		return err
 	}
 	if ix == nil {
-		// Removed behind our back: the session's copy is the best
-		// knowledge there is. (A copy: the session's is shared with
-		// the snapshot cache.)
-		ix = md.index.clone()
+		// Removed behind our back: the session's snapshot is the best
+		// knowledge there is.
+		ix = md.snapshotIndex()
 	}
 	changed := false
 	now := time.Now().Unix()
@@ -285,8 +303,8 @@ func (md *maildrop) updateIndex(ctx context.Context, removed, retrieved []string
 		}
 	}
 	// nextuid never goes back, whichever copy saw the larger one.
-	if md.index.uidValidity == ix.uidValidity && md.index.nextUID > ix.nextUID {
-		ix.nextUID = md.index.nextUID
+	if md.uidValidity == ix.uidValidity && md.nextUID > ix.nextUID {
+		ix.nextUID = md.nextUID
 		changed = true
 	}
 	if !changed {

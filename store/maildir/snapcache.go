@@ -158,11 +158,12 @@ type snapshotCache struct {
 // of its parts is ever modified (a session that must change its file list
 // copies it first, see maildrop.relocate).
 type cachedSnapshot struct {
-	key   snapKey
-	index *index
-	infos []store.MessageInfo
-	files []msgFile
-	used  time.Time
+	key                  snapKey
+	uids                 []uint64
+	uidValidity, nextUID uint64
+	infos                []store.MessageInfo
+	files                []msgFile
+	used                 time.Time
 }
 
 // get returns the snapshot of dir if it was taken from exactly key.

@@ -198,3 +198,29 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A session whose index was removed behind its back writes one from its
+// snapshot at QUIT, with the same unique ids (for a cached snapshot too).
+func TestCommitAfterIndexRemoved(t *testing.T) {
+	s, base := newTestStore(t, Config{})
+	dir := cachedOpenWith(t, s, base)
+	md := open(t, s, alice)
+	if !md.sharedFiles {
+		t.Fatal("snapshot not from the cache")
+	}
+	before := uids(md)
+	must(t, os.Remove(filepath.Join(dir, indexFile)))
+	must(t, md.Commit(t.Context(), []int{0}, nil))
+	md.Close()
+	md = open(t, s, alice)
+	if got := uids(md); len(got) != 1 || got[0] != before[1] {
+		t.Errorf("after the commit: %q, want [%s]", got, before[1])
+	}
+}
+
+func cachedOpenWith(t *testing.T, s *Store, base string) string {
+	dir := filepath.Join(base, "alice", "Maildir")
+	put(t, dir, "new/1600000001.a.host", "Subject: a\n\none\n", time.Time{})
+	put(t, dir, "cur/1600000002.b.host:2,S", "Subject: b\n\ntwo\n", time.Time{})
+	return cachedOpen(t, s, base)
+}
