@@ -237,14 +237,14 @@ func (s *Store) snapshot(root *os.Root, dir string, ix *index, files map[string]
 	}
 	slices.SortFunc(entries, func(a, b *entry) int { return cmp.Compare(a.uid, b.uid) })
 	md := &maildrop{
-		store: s,
-		root:  root,
-		dir:   dir,
+		store:       s,
+		root:        root,
+		dir:         dir,
 		uids:        make([]uint64, len(entries)),
 		uidValidity: ix.uidValidity,
 		nextUID:     ix.nextUID,
-		infos: make([]store.MessageInfo, len(entries)),
-		files: make([]msgFile, len(entries)),
+		infos:       make([]store.MessageInfo, len(entries)),
+		files:       make([]msgFile, len(entries)),
 	}
 	// The unique ids (ix.uniqueID) are made in one string, not one
 	// allocation each: at 100,000 messages that is most of the time
