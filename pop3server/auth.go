@@ -106,10 +106,21 @@ func (c *conn) handleAuth(cmd pop3.Command) error {
 			return errConnBroken
 		}
 		line, err := c.readSASLLine(deadline)
+		// A mechanism that already refused the credentials (the OAuth
+		// error challenge) has seen a failed login, however the client
+		// ends the exchange: count it, or cancelling would make guessing
+		// free.
+		refused := refusal(mech)
 		if err != nil {
+			if refused != nil {
+				c.noteFailure(mech.Identity(), string(response))
+			}
 			return err
 		}
 		if line == "*" {
+			if refused != nil {
+				return c.loginOutcome(mech.Identity(), string(response), refused)
+			}
 			// RFC 5034 §4: the client cancels the exchange.
 			c.log.Info("authentication cancelled", "mechanism", name)
 			return pop3.Err("authentication cancelled")
@@ -122,6 +133,14 @@ func (c *conn) handleAuth(cmd pop3.Command) error {
 			}
 		}
 	}
+}
+
+// refusal returns the failure a mechanism has already decided on, if any.
+func refusal(m sasl.Mechanism) error {
+	if r, ok := m.(sasl.Refuser); ok {
+		return r.Refused()
+	}
+	return nil
 }
 
 // readSASLLine reads one response line of an AUTH exchange within the

@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,4 +288,45 @@ func TestNewRefusesUnsupportedMechanisms(t *testing.T) {
 		t.Errorf("CRAM-MD5 without password lookup: %v", err)
 	}
 	_ = errors.New
+}
+
+// A refused token counts as a failed login even when the client cancels or
+// leaves instead of acknowledging the error challenge; mpop acknowledges
+// with an empty line instead of 0x01 and must still hear [AUTH].
+func TestAuthRefusedTokenCounts(t *testing.T) {
+	guard := &countingGuard{}
+	ts := newTestServer(t, func(c *Config) {
+		c.SASLMechanisms = []string{sasl.OAuthBearer, sasl.XOAuth2}
+		c.Tokens = fakeTokens{}
+		c.LoginGuard = guard
+	})
+	c := ts.dial()
+	c.send("AUTH XOAUTH2 " + b64("user=alice\x01auth=Bearer guess1\x01\x01"))
+	c.wantChallenge()
+	c.send("*").wantErr(pop3.CodeAuth)
+	c.send("AUTH OAUTHBEARER " + b64("n,a=alice,\x01auth=Bearer guess2\x01\x01"))
+	c.wantChallenge()
+	c.send("").wantErr(pop3.CodeAuth)
+	c.send("AUTH XOAUTH2 " + b64("user=alice\x01auth=Bearer guess3\x01\x01"))
+	c.wantChallenge()
+	c.nc.Close()
+	waitFor(t, func() bool { return guard.failures() == 3 })
+}
+
+type countingGuard struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (g *countingGuard) Delay(netip.Addr, string) time.Duration { return 0 }
+func (g *countingGuard) Success(netip.Addr, string)             {}
+func (g *countingGuard) Failure(netip.Addr, string, string) {
+	g.mu.Lock()
+	g.n++
+	g.mu.Unlock()
+}
+func (g *countingGuard) failures() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
 }

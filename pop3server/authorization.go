@@ -128,6 +128,16 @@ func (c *conn) holdBack(name string) {
 	}
 }
 
+// noteFailure counts a failed login for the brute-force defence and
+// writes the one log line per failure, stable for fail2ban
+// (docs/fail2ban.md): msg="authentication failed" remote=ADDR user=NAME.
+func (c *conn) noteFailure(name, secret string) {
+	if g := c.srv.cfg.LoginGuard; g != nil {
+		g.Failure(c.remote, name, secret)
+	}
+	c.log.Warn("authentication failed", "user", name)
+}
+
 // loginOutcome applies the rules every login method shares to a
 // credential check's result: the failure count, the failure delay, one
 // log line per failure, one reply for every rejection, and database
@@ -142,12 +152,7 @@ func (c *conn) loginOutcome(name, secret string, err error) error {
 		c.log = c.log.With("user", name)
 		return nil
 	case errors.Is(err, auth.ErrFailed), errors.Is(err, sasl.ErrMalformed):
-		if g != nil {
-			g.Failure(c.remote, name, secret)
-		}
-		// One line per failure, stable for fail2ban (docs/fail2ban.md):
-		// msg="authentication failed" remote=ADDR user=NAME.
-		c.log.Warn("authentication failed", "user", name)
+		c.noteFailure(name, secret)
 		c.log.Debug("authentication failure detail", "user", name, "err", err)
 		c.pause(c.srv.cfg.AuthFailureDelay)
 		if errors.Is(err, sasl.ErrMalformed) {

@@ -173,15 +173,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname()
-		if cfg.SASLMechanisms == nil {
-			cfg.SASLMechanisms = DefaultSASLMechanisms
-		}
-		saslServer := sasl.NewServer(cfg.Auth, cfg.Tokens)
-		for _, m := range cfg.SASLMechanisms {
-			if err := saslServer.Supported(m); err != nil {
-				return nil, fmt.Errorf("pop3server: %w", err)
-			}
-		}
 		if cfg.Hostname == "" {
 			cfg.Hostname = "localhost"
 		}

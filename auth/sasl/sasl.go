@@ -76,6 +76,14 @@ type Mechanism interface {
 	Identity() string
 }
 
+// Refuser is implemented by mechanisms that can refuse the credentials
+// before the exchange ends: OAUTHBEARER and XOAUTH2 send the error as a
+// challenge first. Refused returns that pending failure, so the caller can
+// count it even if the client then cancels or leaves instead of answering.
+type Refuser interface {
+	Refused() error
+}
+
 // Server creates mechanisms over a user database. Only the fields a
 // mechanism needs must be set; Mechanisms reports which are possible.
 type Server struct {

@@ -133,8 +133,13 @@ func TestOAuthBearerErrorExchange(t *testing.T) {
 		t.Fatalf("challenges %q, err %v", ch, err)
 	}
 	m, _ = testServer().New(OAuthBearer, Conn{})
-	if _, err := run(t, m, []byte("n,,\x01auth=Bearer bad\x01\x01"), []byte{}); !errors.Is(err, ErrMalformed) {
+	// mpop acknowledges with an empty response: still the token's error.
+	if _, err := run(t, m, []byte("n,,\x01auth=Bearer bad\x01\x01"), []byte{}); !errors.Is(err, auth.ErrFailed) {
 		t.Fatalf("empty acknowledgement: %v", err)
+	}
+	m, _ = testServer().New(OAuthBearer, Conn{})
+	if _, err := run(t, m, []byte("n,,\x01auth=Bearer bad\x01\x01"), []byte("junk")); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("junk acknowledgement: %v", err)
 	}
 }
 

@@ -75,12 +75,15 @@ type oauthBearerMech struct {
 }
 
 func (m *oauthBearerMech) User() *auth.User { return m.user }
+func (m *oauthBearerMech) Refused() error   { return m.failure }
 func (m *oauthBearerMech) Identity() string { return m.identity }
 
 func (m *oauthBearerMech) Next(ctx context.Context, response []byte) ([]byte, bool, error) {
 	if m.failure != nil {
 		// RFC 7628 §3.2.3: the client acknowledges the error with 0x01.
-		if !bytes.Equal(response, []byte{1}) {
+		// mpop (GNU SASL) sends an empty response instead; either way the
+		// token was refused, and that is what the client must hear.
+		if len(response) > 0 && !bytes.Equal(response, []byte{1}) {
 			return nil, true, malformed("expected 0x01 after an OAUTHBEARER error")
 		}
 		return nil, true, m.failure
@@ -171,6 +174,7 @@ type xoauth2Mech struct {
 }
 
 func (m *xoauth2Mech) User() *auth.User { return m.user }
+func (m *xoauth2Mech) Refused() error   { return m.failure }
 func (m *xoauth2Mech) Identity() string { return m.identity }
 
 func (m *xoauth2Mech) Next(ctx context.Context, response []byte) ([]byte, bool, error) {
