@@ -109,7 +109,7 @@ func runFetch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	case code == fetch.ExitFetched:
 		return nil
 	case code == fetch.ExitNoMail:
-		return fail(code, "no new mail")
+		return &exitError{code: code, err: errors.New("no new mail"), quiet: true}
 	case ctx.Err() != nil:
 		return fail(code, "interrupted")
 	}

@@ -33,6 +33,9 @@ const (
 type exitError struct {
 	code int
 	err  error
+	// quiet: the exit code says it all (fetch's "no new mail", which a
+	// cron job must not mail to its owner every few minutes).
+	quiet bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -74,9 +77,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			if err == nil {
 				return exitOK
 			}
-			fmt.Fprintf(stderr, "postoffice %s: %v\n", sc.name, err)
 			var ee *exitError
-			if errors.As(err, &ee) {
+			isExit := errors.As(err, &ee)
+			if !isExit || !ee.quiet {
+				fmt.Fprintf(stderr, "postoffice %s: %v\n", sc.name, err)
+			}
+			if isExit {
 				return ee.code
 			}
 			return exitFailure
