@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // A session lock is a row of the leases table: the maildrop, a random
@@ -113,21 +115,40 @@ func (k *leaseKeeper) renew(ctx context.Context) {
 		return
 	}
 	defer conn.Release()
-	rows, err := conn.Query(ctx,
-		"UPDATE leases SET expires_at = now() + make_interval(secs => $1) WHERE token = ANY($2) RETURNING token",
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(asyncCommit)
+	b.Queue("UPDATE leases SET expires_at = now() + make_interval(secs => $1) WHERE token = ANY($2) RETURNING token",
 		k.s.lease.Seconds(), tokens)
-	if err != nil {
-		k.s.log.Warn("cannot renew maildrop leases", "leases", len(tokens), "err", err)
-		return
-	}
-	renewed := make(map[string]bool, len(tokens))
-	for rows.Next() {
-		var token string
-		if rows.Scan(&token) == nil {
-			renewed[token] = true
+	b.Queue("COMMIT")
+	br := conn.SendBatch(ctx, b)
+	renewed, err := func() (map[string]bool, error) {
+		defer br.Close()
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return nil, err
+			}
 		}
-	}
-	if err := rows.Err(); err != nil {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, err
+		}
+		renewed := make(map[string]bool, len(tokens))
+		for rows.Next() {
+			var token string
+			if rows.Scan(&token) == nil {
+				renewed[token] = true
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
+		return renewed, br.Close()
+	}()
+	if err != nil {
 		k.s.log.Warn("cannot renew maildrop leases", "leases", len(tokens), "err", err)
 		return
 	}

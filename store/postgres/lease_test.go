@@ -384,7 +384,13 @@ func TestDatabaseGoesAway(t *testing.T) {
 // serves again as soon as connections are free.
 func TestPoolExhausted(t *testing.T) {
 	t.Parallel()
-	s := newTestStore(t, Config{MaxConns: 2, AcquireTimeout: 300 * time.Millisecond})
+	dsn := cluster.Database(t)
+	newTestStore(t, Config{DSN: dsn}) // migrates
+	s, err := Open(t.Context(), Config{DSN: dsn, MaxConns: 2, AcquireTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	// Hold both connections, as two long queries would.
 	var held []interface{ Release() }
 	for range 2 {

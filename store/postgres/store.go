@@ -72,11 +72,21 @@ func (s *Store) open(ctx context.Context, conn *pgxpool.Conn, name string) (*mai
 		return nil, err
 	}
 	l := &lease{token: newToken()}
+	// One round trip: the lease and the snapshot in one transaction
+	// whose commit does not wait for the WAL flush (see asyncCommit).
 	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(asyncCommit)
 	b.Queue(takeLease, name, l.token, s.holder, s.lease.Seconds())
 	b.Queue(snapshot, name)
+	b.Queue("COMMIT")
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
+	for range 2 {
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
+	}
 	err := br.QueryRow().Scan(&l.maildropID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if err := br.Close(); err != nil {
@@ -123,6 +133,10 @@ func (s *Store) open(ctx context.Context, conn *pgxpool.Conn, name string) (*mai
 		s.releaseLease(l)
 		return nil, err
 	}
+	if _, err := br.Exec(); err != nil { // COMMIT
+		s.releaseLease(l)
+		return nil, err
+	}
 	if err := br.Close(); err != nil {
 		s.releaseLease(l)
 		return nil, err
@@ -142,9 +156,22 @@ func (s *Store) releaseLease(l *lease) error {
 		return err
 	}
 	defer conn.Release()
-	_, err = conn.Exec(ctx, "DELETE FROM leases WHERE maildrop_id = $1 AND token = $2", l.maildropID, l.token)
-	return err
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(asyncCommit)
+	b.Queue("DELETE FROM leases WHERE maildrop_id = $1 AND token = $2", l.maildropID, l.token)
+	b.Queue("COMMIT")
+	return conn.SendBatch(ctx, b).Close()
 }
+
+// asyncCommit lets a transaction that only takes, renews or releases a
+// lease commit without waiting for its WAL record to reach the disk: it
+// halves the fsyncs of a login. Losing such a commit in a database crash
+// is harmless: a lost release or renewal only means the lease expires on
+// its own, and a lost acquisition is noticed by the session's Commit,
+// which checks its lease in a transaction that does wait for the disk
+// (and so deletes nothing when the lease is gone).
+const asyncCommit = "SET LOCAL synchronous_commit = off"
 
 // Usage implements store.UsageReporter from the maildrop row's totals,
 // which every delivery and deletion keeps up to date in its transaction:

@@ -22,14 +22,22 @@ func newTestStore(t *testing.T, cfg Config) *Store {
 	if cfg.DSN == "" {
 		cfg.DSN = cluster.Database(t)
 	}
+	// Migrated with the default timeouts: a test's short acquire
+	// timeout is for what it tests, not for the set-up on a busy machine.
+	m, err := Open(t.Context(), Config{DSN: cfg.DSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Migrate(t.Context())
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	if _, err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	return s
 }
 
