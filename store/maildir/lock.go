@@ -138,13 +138,13 @@ func (s *Store) acquire(ctx context.Context, root *os.Root, dir string) (*lease,
 }
 
 // acquireFile creates or takes over the lock file.
+//
+// The common case, no lock file, needs no guard: O_EXCL creation is
+// atomic, and every other change to the lock file (a takeover's rename, a
+// release's removal) is made under the guard, so the file cannot vanish
+// and reappear between another session's decision and its action. Only
+// when a lock file exists is the guard taken, to decide under it.
 func (s *Store) acquireFile(ctx context.Context, root *os.Root, dir string) (*lease, error) {
-	unguard, err := guard(ctx, root)
-	if err != nil {
-		return nil, err
-	}
-	defer unguard()
-
 	token, err := randomToken()
 	if err != nil {
 		return nil, err
@@ -169,6 +169,15 @@ func (s *Store) acquireFile(ctx context.Context, root *os.Root, dir string) (*le
 	// The lock need not survive a crash (its holder would not), so it is
 	// not synced: no fsync on the login path.
 	l.taken, err = createLockFile(root, me.marshal())
+	if errors.Is(err, fs.ErrExist) {
+		unguard, gerr := guard(ctx, root)
+		if gerr != nil {
+			return nil, gerr
+		}
+		defer unguard()
+		// The holder may have released it meanwhile.
+		l.taken, err = createLockFile(root, me.marshal())
+	}
 	switch {
 	case errors.Is(err, fs.ErrExist):
 		if err := s.takeOver(root, dir, me); err != nil {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -230,4 +232,71 @@ func TestLockOtherProcess(t *testing.T) {
 	cmd.Wait()
 	md := open(t, s, alice)
 	md.Close()
+}
+
+// TestLockExclusiveHelper is a helper process for TestLockExclusive: it
+// opens and closes the maildrop over and over for a while, and while it
+// holds it, it owns a marker file that no other holder may own.
+func TestLockExclusiveHelper(t *testing.T) {
+	location := os.Getenv("POSTOFFICE_LOCK_STRESS")
+	if location == "" {
+		t.Skip("helper process for TestLockExclusive")
+	}
+	s, err := New(Config{Location: location, LockLease: time.Hour, Hostname: "here"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(location, "holder")
+	held := 0
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		md, err := s.Open(t.Context(), alice)
+		if errors.Is(err, store.ErrInUse) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			t.Fatalf("two holders at once: %v", err)
+		}
+		f.Close()
+		held++
+		os.Remove(marker)
+		md.Close()
+	}
+	os.Stdout.WriteString("held " + strconv.Itoa(held) + "\n")
+}
+
+// Processes that keep taking and releasing one maildrop's lock never hold
+// it at the same time.
+func TestLockExclusive(t *testing.T) {
+	_, dir, _ := lockFixture(t)
+	var cmds []*exec.Cmd
+	for range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLockExclusiveHelper$", "-test.v")
+		cmd.Env = append(os.Environ(), "POSTOFFICE_LOCK_STRESS="+dir)
+		cmds = append(cmds, cmd)
+	}
+	outs := make([][]byte, len(cmds))
+	errs := make([]error, len(cmds))
+	done := make(chan int)
+	for i, cmd := range cmds {
+		go func() { outs[i], errs[i] = cmd.CombinedOutput(); done <- i }()
+	}
+	for range cmds {
+		<-done
+	}
+	total := 0
+	for i := range cmds {
+		_, count, found := strings.Cut(string(outs[i]), "held ")
+		n, _ := strconv.Atoi(strings.Fields(count + " x")[0])
+		if errs[i] != nil || !found {
+			t.Errorf("helper %d: %v\n%s", i, errs[i], outs[i])
+		}
+		total += n
+	}
+	if total < len(cmds) {
+		t.Errorf("the lock was held only %d times in all", total)
+	}
 }
