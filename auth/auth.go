@@ -10,6 +10,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrFailed means the credentials were not accepted. It is returned alike
@@ -29,6 +30,10 @@ type User struct {
 	Home string
 	// Mail overrides the maildrop location for this user, if set.
 	Mail string
+	// LoginDelay, when positive, is this user's RFC 2449 LOGIN-DELAY,
+	// overriding the server's (the passwd-file's login_delay extra
+	// field, in seconds).
+	LoginDelay time.Duration
 }
 
 // Authenticator checks a user name and a plaintext password (POP3 USER and

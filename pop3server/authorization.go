@@ -183,7 +183,8 @@ func (c *conn) pause(d time.Duration) {
 func (c *conn) openMaildrop(ctx context.Context, user *auth.User) error {
 	// RFC 2449 §8.1.1: LOGIN-DELAY is checked only once the credentials
 	// are right, so it reveals nothing to a guesser.
-	if wait := c.srv.logins.check(user.Name, time.Now()); wait > 0 {
+	delay := c.loginDelay(user)
+	if wait := c.srv.logins.check(user.Name, delay, time.Now()); wait > 0 {
 		return pop3.ErrCode(pop3.CodeLoginDelay, fmt.Sprintf("wait %d more seconds between logins", int(wait.Seconds()+0.999)))
 	}
 	md, err := c.srv.cfg.Store.Open(ctx, store.Account{Name: user.Name, Home: user.Home, Mail: user.Mail})
@@ -195,7 +196,7 @@ func (c *conn) openMaildrop(ctx context.Context, user *auth.User) error {
 		c.log.Error("opening maildrop failed", "err", err)
 		return pop3.ErrCode(pop3.CodeSysTemp, "cannot open maildrop, try again later")
 	}
-	c.srv.logins.record(user.Name, time.Now())
+	c.srv.logins.record(user.Name, delay, time.Now())
 	c.user, c.maildrop, c.state = user, md, transaction
 	c.messages = md.Messages()
 	c.deleted = make([]bool, len(c.messages))
@@ -204,6 +205,14 @@ func (c *conn) openMaildrop(ctx context.Context, user *auth.User) error {
 	count, octets := c.totals()
 	c.log.Info("logged in", "messages", count, "octets", octets)
 	return c.ok(fmt.Sprintf("maildrop has %d messages (%d octets)", count, octets))
+}
+
+// loginDelay is the LOGIN-DELAY for a user: their own, else the server's.
+func (c *conn) loginDelay(user *auth.User) time.Duration {
+	if user != nil && user.LoginDelay > 0 {
+		return user.LoginDelay
+	}
+	return c.srv.cfg.LoginDelay
 }
 
 // handleSTLS upgrades the connection to TLS (RFC 2595 §4).

@@ -143,8 +143,10 @@ func TestLoginDelay(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.LoginDelay = time.Hour })
 	c := ts.dial()
 	c.send("CAPA").wantOK()
-	c.wantLinesContaining("LOGIN-DELAY 3600")
+	c.wantLinesContaining("LOGIN-DELAY 3600 USER")
 	c.login("alice", "wonderland")
+	c.send("CAPA").wantOK()
+	c.wantLinesContaining("LOGIN-DELAY 3600")
 	c.send("QUIT").wantOK()
 	c = ts.dial()
 	c.send("USER alice").wantOK()
@@ -171,13 +173,20 @@ func TestCapa(t *testing.T) {
 	c := ts.dial()
 	c.send("CAPA").wantOK()
 	before := c.wantLinesContaining("TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING",
-		"USER", "STLS", "EXPIRE 30", "LOGIN-DELAY 0", "IMPLEMENTATION postoffice-test")
+		"USER", "STLS", "EXPIRE 30", "LOGIN-DELAY 0 USER", "IMPLEMENTATION postoffice-test")
 	c.login("alice", "wonderland")
 	c.send("CAPA").wantOK()
 	after := c.readBody()
 	// RFC 2449 §5: the same list after login (USER stays), but STLS,
-	// which only AUTHORIZATION allows.
+	// which only AUTHORIZATION allows, and LOGIN-DELAY's USER argument,
+	// which becomes the user's own value (§6.5).
 	before = slices.DeleteFunc(before, func(s string) bool { return s == "STLS" })
+	for i, s := range before {
+		before[i] = strings.TrimSuffix(s, " USER")
+	}
+	for i, s := range after {
+		after[i] = strings.TrimSuffix(s, " USER") // UTF8 USER appears in both
+	}
 	if !slices.Equal(before, after) {
 		t.Errorf("CAPA after login %q, before %q", after, before)
 	}
@@ -260,4 +269,23 @@ func TestAllowInsecureAuth(t *testing.T) {
 	c.send("CAPA").wantOK()
 	c.wantLinesContaining("USER")
 	c.login("alice", "wonderland")
+}
+
+// A user's own login_delay overrides the server's, and CAPA after login
+// shows it.
+func TestPerUserLoginDelay(t *testing.T) {
+	ts := newTestServer(t)
+	ts.auth.delays = map[string]time.Duration{"alice": 15 * time.Minute}
+	c := ts.dial()
+	c.login("alice", "wonderland")
+	c.send("CAPA").wantOK()
+	c.wantLinesContaining("LOGIN-DELAY 900")
+	c.send("QUIT").wantOK()
+	c.wantClosed()
+	c = ts.dial()
+	c.send("USER alice").wantOK()
+	c.send("PASS wonderland").wantErr(pop3.CodeLoginDelay)
+	c.login("bob", "builder") // no delay for bob, none server-wide
+	c.send("QUIT").wantOK()
+	ts.dial().login("bob", "builder")
 }

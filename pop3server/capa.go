@@ -41,7 +41,13 @@ func (c *conn) capabilities() []string {
 	} else {
 		caps = append(caps, "EXPIRE "+strconv.Itoa(cfg.ExpireDays))
 	}
-	caps = append(caps, "LOGIN-DELAY "+strconv.Itoa(int(cfg.LoginDelay.Seconds())))
+	// RFC 2449 §6.5: before login, "USER" says the delay may differ per
+	// user (the passwd-file's login_delay); after login, the user's own.
+	if c.state == authorization {
+		caps = append(caps, "LOGIN-DELAY "+strconv.Itoa(int(cfg.LoginDelay.Seconds()))+" USER")
+	} else {
+		caps = append(caps, "LOGIN-DELAY "+strconv.Itoa(int(c.loginDelay(c.user).Seconds())))
+	}
 	// RFC 6856: UTF-8 mode, UTF-8 user names (USER), and LANG.
 	caps = append(caps, "UTF8 USER", "LANG")
 	if cfg.Implementation != "" {

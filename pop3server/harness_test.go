@@ -24,6 +24,7 @@ type fakeAuth struct {
 	mu          sync.Mutex
 	passwords   map[string]string
 	stored      map[string]string // "{SCHEME}data" for users without a plaintext password
+	delays      map[string]time.Duration
 	unavailable bool
 }
 
@@ -34,7 +35,7 @@ func (f *fakeAuth) Authenticate(ctx context.Context, name, password string) (*au
 		return nil, auth.ErrUnavailable
 	}
 	if pw, ok := f.passwords[name]; ok && pw == password {
-		return &auth.User{Name: name}, nil
+		return &auth.User{Name: name, LoginDelay: f.delays[name]}, nil
 	}
 	return nil, auth.ErrFailed
 }

@@ -5,24 +5,31 @@ import (
 	"time"
 )
 
-// loginTracker enforces RFC 2449 LOGIN-DELAY: the time each user last
-// opened their maildrop. It lives in memory, so the delay holds per
-// server process; old entries are swept so the map stays small.
+// loginTracker enforces RFC 2449 LOGIN-DELAY: when each user last opened
+// their maildrop, and the delay in force for them then. It lives in
+// memory, so the delay holds per server process; entries whose delay has
+// passed are swept so the map stays small.
 type loginTracker struct {
-	delay time.Duration
-
 	mu        sync.Mutex
-	last      map[string]time.Time
+	last      map[string]loginRecord
 	lastSweep time.Time
 }
 
-func newLoginTracker(delay time.Duration) *loginTracker {
-	return &loginTracker{delay: delay, last: make(map[string]time.Time)}
+type loginRecord struct {
+	at    time.Time
+	delay time.Duration
 }
 
-// check returns how long the user must still wait, or 0.
-func (t *loginTracker) check(user string, now time.Time) time.Duration {
-	if t.delay <= 0 {
+// sweepInterval is how often, at most, record looks for expired entries.
+const sweepInterval = time.Minute
+
+func newLoginTracker() *loginTracker {
+	return &loginTracker{last: make(map[string]loginRecord)}
+}
+
+// check returns how long the user must still wait under delay, or 0.
+func (t *loginTracker) check(user string, delay time.Duration, now time.Time) time.Duration {
+	if delay <= 0 {
 		return 0
 	}
 	t.mu.Lock()
@@ -31,20 +38,20 @@ func (t *loginTracker) check(user string, now time.Time) time.Duration {
 	if !ok {
 		return 0
 	}
-	return max(0, t.delay-now.Sub(last))
+	return max(0, delay-now.Sub(last.at))
 }
 
-// record notes a successful login.
-func (t *loginTracker) record(user string, now time.Time) {
-	if t.delay <= 0 {
+// record notes a successful login under delay.
+func (t *loginTracker) record(user string, delay time.Duration, now time.Time) {
+	if delay <= 0 {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.last[user] = now
-	if now.Sub(t.lastSweep) > t.delay {
-		for u, at := range t.last {
-			if now.Sub(at) >= t.delay {
+	t.last[user] = loginRecord{at: now, delay: delay}
+	if now.Sub(t.lastSweep) > sweepInterval {
+		for u, r := range t.last {
+			if now.Sub(r.at) >= r.delay {
 				delete(t.last, u)
 			}
 		}

@@ -73,6 +73,12 @@ func (w *replyWriter) Flush() error {
 // Write implements io.Writer. Like bufio.Writer, a write larger than the
 // buffer into an empty buffer goes straight through.
 func (w *replyWriter) Write(p []byte) (int, error) {
+	if w.err == nil && len(p) > 0 && w.buf != nil && len(w.buf)+len(p) <= cap(w.buf) &&
+		&w.buf[:len(w.buf)+1][len(w.buf)] == &p[0] {
+		// p was appended to AvailableBuffer: it is in place already.
+		w.buf = w.buf[:len(w.buf)+len(p)]
+		return len(p), nil
+	}
 	written := 0
 	for len(p) > 0 {
 		if w.err != nil {

@@ -209,7 +209,7 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		cfg:        cfg,
 		log:        logger,
-		logins:     newLoginTracker(cfg.LoginDelay),
+		logins:     newLoginTracker(),
 		sasl:       saslServer,
 		ctx:        ctx,
 		cancel:     cancel,

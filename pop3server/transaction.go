@@ -224,7 +224,7 @@ func (c *conn) prepareHeader(body io.Reader, buf []byte, size int64) ([]byte, in
 
 // copyBuffers hold the buffers RETR and TOP copy through: shared between
 // sessions, so an idle session costs no copy buffer.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
 
 // readerOnly hides a reader's WriterTo (as *os.File has), which would make
 // io.CopyBuffer ignore the pooled buffer and allocate its own.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/postoffice-mail/postoffice/auth"
 	"github.com/postoffice-mail/postoffice/auth/scheme"
+	"strconv"
+	"time"
 )
 
 // Entry is one user of a passwd-file, as List reports it. The stored
@@ -32,6 +34,9 @@ type Entry struct {
 	// Mail is the mail or userdb_mail extra field: the user's maildrop
 	// location, overriding the store's template.
 	Mail string
+	// LoginDelay is the login_delay extra field (whole seconds): this
+	// user's RFC 2449 LOGIN-DELAY; 0 when unset.
+	LoginDelay time.Duration
 	// Extra holds the extra fields as written, one "key=value" or bare
 	// "key" each, including those this server ignores.
 	Extra []string
@@ -50,7 +55,7 @@ type record struct {
 // user returns a fresh auth.User for r, so callers cannot modify the
 // loaded database.
 func (r *record) user() *auth.User {
-	return &auth.User{Name: r.Name, Home: r.Home, Mail: r.Mail}
+	return &auth.User{Name: r.Name, Home: r.Home, Mail: r.Mail, LoginDelay: r.LoginDelay}
 }
 
 // numFields is the number of colon-separated fields in a full line. The
@@ -117,6 +122,12 @@ func parseLine(line string) (*record, error) {
 			r.Home = value
 		case "mail":
 			r.Mail = value
+		case "login_delay":
+			secs, err := strconv.Atoi(value)
+			if err != nil || secs < 0 || secs > 7*24*3600 {
+				return nil, fmt.Errorf("login_delay of %s: want whole seconds up to a week, got %q", r.Name, value)
+			}
+			r.LoginDelay = time.Duration(secs) * time.Second
 		}
 	}
 	if r.Home != "" && !filepath.IsAbs(r.Home) {

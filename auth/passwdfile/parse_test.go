@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postoffice-mail/postoffice/auth"
 )
@@ -31,6 +32,9 @@ func TestParseLine(t *testing.T) {
 		{"bob@example.org:{SHA256}XohImNooBHFR0OVvjcYpJ3NgPQ1qq73WKhHvch0VQtg=:vmail:vmail:Bob Smith:/srv/mail/bob:/bin/false:mail=mbox:~/mail nopassword=y",
 			&Entry{Name: "bob@example.org", Scheme: "SHA256", UID: "vmail", GID: "vmail", Gecos: "Bob Smith",
 				Home: "/srv/mail/bob", Shell: "/bin/false", Mail: "mbox:~/mail", Extra: []string{"mail=mbox:~/mail", "nopassword=y"}}},
+		// A per-user RFC 2449 LOGIN-DELAY, in seconds.
+		{"carol:{PLAIN}pw::::::userdb_login_delay=900",
+			&Entry{Name: "carol", Scheme: "PLAIN", LoginDelay: 15 * time.Minute, Extra: []string{"userdb_login_delay=900"}}},
 		// home and userdb_home override the column; the last one wins.
 		{"carol:::::/home/a::home=/home/b userdb_home=/home/c",
 			&Entry{Name: "carol", Home: "/home/c", Extra: []string{"home=/home/b", "userdb_home=/home/c"}}},
@@ -77,6 +81,8 @@ func TestParseLineErrors(t *testing.T) {
 		{"alice:plaintext-without-scheme", "unknown password scheme"},
 		{"alice:{PLAIN}pw::::relative/home", "not an absolute path"},
 		{"alice:{PLAIN}pw::::/home/alice::home=relative", "not an absolute path"},
+		{"alice:{PLAIN}pw::::::login_delay=15m", "login_delay of alice"},
+		{"alice:{PLAIN}pw::::::login_delay=-1", "login_delay of alice"},
 	}
 	for _, tt := range tests {
 		_, err := parseLine(tt.line)
