@@ -11,6 +11,9 @@ import (
 // before the terminating "." line.
 var ErrUnexpectedEOF = errors.New("connection closed inside a multi-line response")
 
+// lineDot is a line end followed by a line that starts with a dot.
+var lineDot = []byte("\n.")
+
 // DotReader reads the body of a multi-line response: it removes the
 // byte-stuffing dot from lines that start with one and returns io.EOF at
 // the terminating "." line. Line endings are passed through unchanged
@@ -81,9 +84,14 @@ func (d *DotReader) Read(p []byte) (int, error) {
 			buffered = d.r.Buffered()
 		}
 		chunk, _ := d.r.Peek(min(buffered, len(p)-n))
-		if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
+		// Lines that do not start with a dot pass as they are: copy up
+		// to the next one that does ("\n." found in one vectorised
+		// search, not a search per line), or to the end of the chunk.
+		if i := bytes.Index(chunk, lineDot); i >= 0 {
 			chunk = chunk[:i+1]
 			d.atLineStart = true
+		} else if chunk[len(chunk)-1] == '\n' {
+			d.atLineStart = true // what starts the next line is not here yet
 		}
 		copy(p[n:], chunk)
 		d.r.Discard(len(chunk))

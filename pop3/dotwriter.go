@@ -34,11 +34,27 @@ func NewDotWriter(w io.Writer) *DotWriter {
 	return &DotWriter{w: w, atLineStart: true}
 }
 
+// appendWriter is a buffered writer that lets its caller append to its
+// free buffer space and hand that back to Write (bufio.Writer, and the
+// POP3 server's reply buffer): a message is then transformed straight
+// into the buffer, not written line by line.
+type appendWriter interface {
+	io.Writer
+	AvailableBuffer() []byte
+}
+
+// minAppendSpace is the free space below which the buffer is flushed
+// before the next piece is appended.
+const minAppendSpace = 256
+
 // Write stuffs and normalises p. It always consumes all of p unless the
 // underlying writer fails.
 func (d *DotWriter) Write(p []byte) (int, error) {
 	if d.err != nil {
 		return 0, d.err
+	}
+	if aw, ok := d.w.(appendWriter); ok {
+		return d.writeAppend(aw, p)
 	}
 	n := len(p)
 	for len(p) > 0 {
@@ -67,6 +83,86 @@ func (d *DotWriter) Write(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// writeAppend is Write for an appendWriter: the same transformation,
+// appended piece by piece to the writer's free space, which is handed to
+// Write only when it runs short.
+func (d *DotWriter) writeAppend(aw appendWriter, p []byte) (int, error) {
+	n := len(p)
+	out := aw.AvailableBuffer()
+	flush := func() {
+		if len(out) > 0 && d.err == nil {
+			_, d.err = aw.Write(out)
+		}
+		out = aw.AvailableBuffer()
+	}
+	for len(p) > 0 && d.err == nil {
+		if cap(out)-len(out) < minAppendSpace {
+			flush()
+			if cap(out) < minAppendSpace {
+				// A writer with a tiny buffer: take the plain path.
+				return d.writePlain(p, n)
+			}
+		}
+		if d.atLineStart && p[0] == '.' {
+			out = append(out, '.')
+		}
+		i := bytes.IndexByte(p, '\n')
+		var span []byte
+		bareLF := false
+		switch {
+		case i < 0:
+			span = p
+		case i > 0 && p[i-1] == '\r', i == 0 && d.lastCR:
+			span = p[:i+1]
+		default:
+			span, bareLF = p[:i], true
+		}
+		// Append what fits; the rest of a long line comes round again
+		// (it is not at a line start, so no dot is added).
+		room := cap(out) - len(out) - 2
+		if len(span) > room {
+			out = append(out, span[:room]...)
+			d.atLineStart, d.lastCR = false, span[room-1] == '\r'
+			p = p[room:]
+			continue
+		}
+		out = append(out, span...)
+		if bareLF {
+			out = append(out, '\r', '\n')
+		}
+		if i < 0 {
+			d.atLineStart, d.lastCR = false, p[len(p)-1] == '\r'
+			break
+		}
+		d.atLineStart, d.lastCR = true, false
+		if bareLF {
+			p = p[i+1:]
+		} else {
+			p = p[len(span):]
+		}
+	}
+	flush()
+	if d.err != nil {
+		return 0, d.err
+	}
+	return n, nil
+}
+
+// writePlain finishes a Write through the line-by-line path.
+func (d *DotWriter) writePlain(p []byte, n int) (int, error) {
+	w := d.w
+	d.w = plainWriter{w}
+	_, err := d.Write(p)
+	d.w = w
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// plainWriter hides a writer's AvailableBuffer.
+type plainWriter struct{ io.Writer }
 
 func (d *DotWriter) write(p []byte) {
 	if d.err == nil && len(p) > 0 {
