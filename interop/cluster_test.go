@@ -94,6 +94,7 @@ listen_tls = []
 proxy_protocol_from = %s
 [lmtp]
 listen = [%q]
+proxy_protocol_from = %s
 [users]
 backend = "postgres"
 passwd_file = ""
@@ -110,7 +111,7 @@ max_connections_per_ip = 200
 [auth]
 penalty_base = "0s"
 penalty_max = "0s"
-`, name, filepath.Join(dir, "state"), n.pop3, opt.proxyFrom, n.lmtp, dsn, clusterLease.String(), opt.maxConns), 0o600)
+`, name, filepath.Join(dir, "state"), n.pop3, opt.proxyFrom, n.lmtp, opt.proxyFrom, dsn, clusterLease.String(), opt.maxConns), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,11 +232,26 @@ func (p *popConn) login(user, password string) string {
 // 250.
 func lmtpSend(t *testing.T, addr, subject string, rcpts ...string) {
 	t.Helper()
-	nc, r, err := dialLMTP(addr)
+	lmtpSendFrom(t, addr, "", subject, rcpts...)
+}
+
+// lmtpSendFrom is lmtpSend from a given local address.
+func lmtpSendFrom(t *testing.T, addr, local, subject string, rcpts ...string) {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	r := bufio.NewReader(nc)
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "220 ") {
+		t.Fatalf("LMTP greeting %q: %v", line, err)
+	}
 	send := func(line string, want string) {
 		fmt.Fprintf(nc, "%s\r\n", line)
 		if reply, err := readReply(nc, r); err != nil || !strings.HasPrefix(reply, want) {

@@ -25,9 +25,9 @@ func TestHAProxy(t *testing.T) {
 	dsn := clusterDatabase(t, bin)
 	opt := nodeOptions{proxyFrom: `["127.0.0.1"]`}
 	nodes := []*node{startNode(t, bin, "px0", dsn, opt), startNode(t, bin, "px1", dsn, opt)}
-	lmtpSend(t, nodes[0].lmtp, "through haproxy", "alice@example.org")
 
 	front := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	lmtpFront := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "haproxy.cfg")
 	err := os.WriteFile(cfg, fmt.Appendf(nil, `global
@@ -44,7 +44,14 @@ backend postoffice
 	balance roundrobin
 	server px0 %s send-proxy-v2
 	server px1 %s send-proxy-v2
-`, front, nodes[0].pop3, nodes[1].pop3), 0o600)
+frontend lmtp
+	bind %s
+	default_backend lmtp
+backend lmtp
+	balance roundrobin
+	server px0 %s send-proxy
+	server px1 %s send-proxy
+`, front, nodes[0].pop3, nodes[1].pop3, lmtpFront, nodes[0].lmtp, nodes[1].lmtp), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,14 +79,18 @@ backend postoffice
 		t.Fatalf("haproxy: %v\n%s", err, logs.String())
 	}
 
+	// Mail from an MTA at 127.0.0.4, through HAProxy with a version 1
+	// header: the node records the MTA's address, not HAProxy's.
+	lmtpSendFrom(t, lmtpFront, "127.0.0.4", "through haproxy", "alice@example.org")
+
 	// Four sessions from 127.0.0.2 through HAProxy: two per node.
 	for i := range 4 {
 		p := dialPOP(t, front, "127.0.0.2")
 		if r := p.login(alice, alicePassword); !strings.HasPrefix(r, "+OK") {
 			t.Fatalf("login %d through haproxy: %q", i, r)
 		}
-		if msg := strings.Join(p.multi("RETR 1"), "\n"); !strings.Contains(msg, "Subject: through haproxy") {
-			t.Errorf("RETR through haproxy:\n%s", msg)
+		if msg := strings.Join(p.multi("RETR 1"), "\n"); !strings.Contains(msg, "Subject: through haproxy") || !strings.Contains(msg, "127.0.0.4") {
+			t.Errorf("RETR through haproxy (want the MTA's address 127.0.0.4 in Received):\n%s", msg)
 		}
 		if r := p.cmd("QUIT"); !strings.HasPrefix(r, "+OK") {
 			t.Errorf("QUIT: %q", r)
