@@ -140,6 +140,7 @@ func benchFlags(stderr io.Writer) (*flag.FlagSet, *loadgen.Config, *benchOptions
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured warm-up `time`")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured `time` (idle: how long the sessions are held)")
 	fs.Int64Var(&cfg.MaxOps, "count", 0, "stop after this many operations (stat: connections, default 5)")
+	fs.BoolVar(&cfg.Once, "once", false, "login: log in to every user once, then stop (to prime maildrops)")
 	fs.IntVar(&cfg.Window, "window", 0, "commands in flight (retr, top: default 8; pipeline: 32)")
 	fs.IntVar(&cfg.TopLines, "top-lines", loadgen.TopLines, "body lines for TOP")
 	fs.IntVar(&cfg.ExpectMessages, "expect", 0, "`messages` every maildrop must have (0: any)")

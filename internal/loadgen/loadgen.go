@@ -114,6 +114,9 @@ type Config struct {
 	// measured time (for idle: how long the sessions are held).
 	Warmup   time.Duration
 	Duration time.Duration
+	// Once makes each login client log in to each of its users exactly
+	// once and stop; the run ends when all have (priming maildrops).
+	Once bool
 	// MaxOps ends the measurement early after that many operations (0:
 	// no limit). For stat it is the number of connections (default 5).
 	MaxOps int64
@@ -479,6 +482,10 @@ func (r *runner) runLoad(ctx context.Context) {
 		r.res.OpName = "command"
 		body = r.pipelineClient
 	}
+	if r.cfg.Once {
+		r.cfg.Warmup = 0
+		r.beginMeasure()
+	}
 	var wg sync.WaitGroup
 	for id := range r.cfg.Concurrency {
 		wg.Go(func() {
@@ -487,16 +494,25 @@ func (r *runner) runLoad(ctx context.Context) {
 			r.merge(w)
 		})
 	}
-	r.progress("%s: %d clients, warm-up %v", r.cfg.Scenario, r.cfg.Concurrency, r.cfg.Warmup)
-	if !sleepCtx(ctx, r.cfg.Warmup) {
-		r.disturbed("interrupted during warm-up")
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	if !r.cfg.Once {
+		r.progress("%s: %d clients, warm-up %v", r.cfg.Scenario, r.cfg.Concurrency, r.cfg.Warmup)
+		if !sleepCtx(ctx, r.cfg.Warmup) {
+			r.disturbed("interrupted during warm-up")
+		}
+		r.beginMeasure()
 	}
-	r.beginMeasure()
 	r.progress("%s: measuring for %v", r.cfg.Scenario, r.cfg.Duration)
 	timer := time.NewTimer(r.cfg.Duration)
 	select {
 	case <-timer.C:
+		if r.cfg.Once {
+			r.disturbed("not every user logged in within %v", r.cfg.Duration)
+		}
 	case <-r.full:
+		timer.Stop()
+	case <-done: // every client stopped by itself (Once)
 		timer.Stop()
 	case <-ctx.Done():
 		timer.Stop()
@@ -505,8 +521,6 @@ func (r *runner) runLoad(ctx context.Context) {
 	r.endMeasure()
 	// Clients finish the operation in hand and leave with QUIT; past a
 	// grace period their connections are cut.
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(r.cfg.Timeout):

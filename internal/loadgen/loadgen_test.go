@@ -346,3 +346,18 @@ func TestProcStat(t *testing.T) {
 		t.Fatalf("TreePSS: %d, %d, %v", pss, n, err)
 	}
 }
+
+// -once logs in to every user exactly once.
+func TestLoginOnce(t *testing.T) {
+	s := startServer(t, 6, 2)
+	cfg := s.config(ScenarioLogin)
+	cfg.Users, cfg.Concurrency, cfg.Once, cfg.Duration = 6, 4, true, time.Minute
+	start := time.Now()
+	res := mustRun(t, cfg)
+	if res.Ops != 6 {
+		t.Errorf("%d logins, want one for each of 6 users", res.Ops)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Error("the run did not end when every client was done")
+	}
+}

@@ -24,7 +24,7 @@ const retryPause = 20 * time.Millisecond
 func (r *runner) loginClient(ctx context.Context, id int, w *worker) {
 	users := r.cfg.usersOf(id)
 	opts := r.cfg.clientOptions()
-	for i := 0; !r.stopping(ctx); i++ {
+	for i := 0; !r.stopping(ctx) && !(r.cfg.Once && i >= len(users)); i++ {
 		user := users[i%len(users)]
 		start := time.Now()
 		if err := r.loginOnce(ctx, user, opts); err != nil {
