@@ -34,12 +34,15 @@
 #
 # -quick shrinks every figure (for checking the script, not for results).
 # -only login,retr runs only those scenarios. -out FILE also writes the
-# table there. Needs root on Debian 12 (apt, Dovecot's mail user),
+# table there. -work DIR keeps the generated maildrops there for the next
+# run. -server BINARY measures that postoffice binary (an older build)
+# with this version's load generator. Needs root on Debian 12 (apt, Dovecot's mail user),
 # python3, openssl and about 4 GB in /tmp. Takes about 25 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 reps=4
+server_bin=""
 quick=""
 only=""
 out=""
@@ -51,7 +54,8 @@ while [ $# -gt 0 ]; do
 	-only) only=$2; shift 2 ;;
 	-out) out=$2; shift 2 ;;
 	-work) keep=$2; shift 2 ;;
-	*) echo "usage: $0 [-reps N] [-quick] [-only SCENARIOS] [-out FILE] [-work DIR]" >&2; exit 64 ;;
+	-server) server_bin=$2; shift 2 ;;
+	*) echo "usage: $0 [-reps N] [-quick] [-only SCENARIOS] [-out FILE] [-work DIR] [-server BINARY]" >&2; exit 64 ;;
 	esac
 done
 
@@ -132,6 +136,13 @@ die() {
 echo "=== building postoffice"
 go build -o "$work/postoffice" ./cmd/postoffice
 po="$work/postoffice"
+# The server measured: this build, or another one given with -server (an
+# older version, to measure a change; the load generator stays this one).
+po_server=$po
+if [ -n "$server_bin" ]; then
+	cp "$server_bin" "$work/postoffice-server"
+	po_server="$work/postoffice-server"
+fi
 
 read -r plain_port tls_port < <(python3 -c '
 import socket
@@ -286,7 +297,7 @@ start_server() { # dovecot | postoffice
 		setsid /usr/sbin/dovecot -F -c "$work/dovecot.conf" >>"$work/dovecot.stderr" 2>&1 &
 		;;
 	postoffice)
-		setsid "$po" serve -config "$work/postoffice.toml" >>"$work/postoffice.stderr" 2>&1 &
+		setsid "$po_server" serve -config "$work/postoffice.toml" >>"$work/postoffice.stderr" 2>&1 &
 		;;
 	esac
 	server_pid=$!
