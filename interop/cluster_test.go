@@ -285,6 +285,21 @@ func TestClusterThreeNodes(t *testing.T) {
 	t.Parallel()
 	bin := postofficeBinary(t)
 	dsn := clusterDatabase(t, bin)
+	// "postoffice user" edits the users table when users.backend is
+	// "postgres".
+	ucfg := filepath.Join(t.TempDir(), "users.toml")
+	if err := os.WriteFile(ucfg, fmt.Appendf(nil, "[pop3]\nlisten_tls = []\n[users]\nbackend = \"postgres\"\n[postgres]\ndsn = %q\n", dsn), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	add := exec.Command(bin, "user", "add", "-config", ucfg, "-scheme", "SSHA512", "dave")
+	add.Stdin = strings.NewReader("dave password\n")
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("postoffice user add: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "user", "list", "-config", ucfg).CombinedOutput(); err != nil || !strings.Contains(string(out), "dave") || !strings.Contains(string(out), "SSHA512") {
+		t.Errorf("postoffice user list: %v\n%s", err, out)
+	}
+
 	var nodes []*node
 	for i := range 3 {
 		nodes = append(nodes, startNode(t, bin, fmt.Sprintf("node%d", i), dsn, nodeOptions{}))
@@ -367,6 +382,11 @@ func TestClusterThreeNodes(t *testing.T) {
 		t.Errorf("bob's copy:\n%s", msg)
 	}
 	pb.cmd("QUIT")
+	pd := dialPOP(t, nodes[0].pop3, "")
+	if r := pd.login("dave", "dave password"); !strings.HasPrefix(r, "+OK") {
+		t.Errorf("login of the user added with postoffice user: %q", r)
+	}
+	pd.cmd("QUIT")
 }
 
 // A connection storm larger than a node's database pool: sessions that

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/postoffice-mail/postoffice/auth"
 	"github.com/postoffice-mail/postoffice/auth/passwdfile"
+	"github.com/postoffice-mail/postoffice/auth/pgusers"
 	"github.com/postoffice-mail/postoffice/auth/scheme"
 	"github.com/postoffice-mail/postoffice/config"
 )
@@ -25,7 +27,8 @@ const userUsage = `usage:
   postoffice user list   [flags]        list users
 
 The passwd-file is taken from -passwd-file, or else from the configuration
-file's users.passwd_file. Passwords are read from the terminal without echo,
+file's users.passwd_file; with users.backend = "postgres" in the
+configuration (and no -passwd-file), the users table of [postgres] is edited. Passwords are read from the terminal without echo,
 or as the first line of standard input when it is not a terminal.`
 
 func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -51,6 +54,9 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return fail(exitUsage, "%v", err)
 	}
 	path, defaultScheme, err := userFile(*passwdFile, *configFile)
+	if errors.Is(err, errUsersInPostgres) {
+		return runUserPostgres(verb, fs, *configFile, *schemeName, *home, stdin, stdout, stderr)
+	}
 	if err != nil {
 		return err
 	}
@@ -124,7 +130,83 @@ func userFile(flagPath, configFile string) (path, defaultScheme string, err erro
 	if err != nil {
 		return "", "", fail(exitConfig, "%v (or name the file with -passwd-file)", err)
 	}
+	if cfg.Users.Backend == "postgres" {
+		return "", "", errUsersInPostgres
+	}
 	return cfg.Users.PasswdFile, cfg.Users.DefaultScheme, nil
+}
+
+// errUsersInPostgres tells runUser that the configuration keeps users in
+// PostgreSQL.
+var errUsersInPostgres = errors.New("users are in PostgreSQL")
+
+// runUserPostgres is "postoffice user" on the users table of [postgres].
+func runUserPostgres(verb string, fs *flag.FlagSet, configFile, schemeName, home string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(configFile)
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	if schemeName == "" {
+		schemeName = cfg.Users.DefaultScheme
+	}
+	name := fs.Arg(0)
+	if verb != "list" && (fs.NArg() != 1 || name == "") || verb == "list" && fs.NArg() != 0 {
+		fs.Usage()
+		return fail(exitUsage, "wrong arguments")
+	}
+	if verb != "list" {
+		if err := auth.ValidUsername(name); err != nil {
+			return fail(exitUsage, "invalid user name %q: %v", name, err)
+		}
+	}
+	pg, err := openPostgres(cfg, nil)
+	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	defer pg.Close()
+	ctx := context.Background()
+	if err := pg.CheckSchema(ctx); err != nil {
+		return fail(exitTempFail, "postgres: %v", err)
+	}
+	db := pgusers.New(pg.Pool(), cfg.Postgres.AcquireTimeout.Duration, nil)
+	switch verb {
+	case "add", "passwd":
+		pw, err := readPassword(stdin, stderr)
+		if err != nil {
+			return err
+		}
+		if verb == "add" {
+			err = db.Add(ctx, name, pw, schemeName, home)
+		} else {
+			err = db.SetPassword(ctx, name, pw, schemeName)
+		}
+		if errors.Is(err, pgusers.ErrNotFound) {
+			return fail(exitNoUser, "%v", err)
+		}
+		if err != nil {
+			return fail(exitFailure, "%v", err)
+		}
+		fmt.Fprintf(stdout, "%s %s in the database\n", map[string]string{"add": "added", "passwd": "changed the password of"}[verb], name)
+	case "del":
+		if err := db.Delete(ctx, name); errors.Is(err, pgusers.ErrNotFound) {
+			return fail(exitNoUser, "%v", err)
+		} else if err != nil {
+			return fail(exitFailure, "%v", err)
+		}
+		fmt.Fprintf(stdout, "deleted %s from the database\n", name)
+	case "list":
+		entries, err := db.List(ctx)
+		if err != nil {
+			return fail(exitTempFail, "%v", err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "USER\tSCHEME\tHOME")
+		for _, e := range entries {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Name, e.Scheme, e.Home)
+		}
+		tw.Flush()
+	}
+	return nil
 }
 
 // readPassword reads a new password: twice without echo from a terminal,
