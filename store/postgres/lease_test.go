@@ -428,3 +428,35 @@ func TestPoolExhausted(t *testing.T) {
 	}
 	md.Close()
 }
+
+// A session holds no database connection between commands: many open
+// sessions share a pool of one.
+func TestIdleSessionsHoldNoConnection(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t, Config{MaxConns: 1})
+	var sessions []store.Maildrop
+	for i := range 20 {
+		acct := store.Account{Name: fmt.Sprintf("idle%d", i)}
+		deliverN(t, s, acct, 1)
+		md, err := s.Open(t.Context(), acct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, md)
+	}
+	if n := s.pool.Stat().AcquiredConns(); n != 0 {
+		t.Errorf("%d connections held by 20 idle sessions, want 0", n)
+	}
+	for _, md := range sessions {
+		r, err := md.Open(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(r)
+		r.Close()
+		if err := md.Commit(t.Context(), []int{0}, nil); err != nil {
+			t.Fatal(err)
+		}
+		md.Close()
+	}
+}
