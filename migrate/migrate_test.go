@@ -230,3 +230,23 @@ func flagsOf(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// A unique id of another form than Maildir's index keeps (a maildrop
+// imported into PostgreSQL from another server, say) cannot be carried
+// into Maildir: that maildrop is refused, with the reason, rather than
+// copied under new ids.
+func TestForeignIDToMaildir(t *testing.T) {
+	t.Parallel()
+	pg, back := newPostgres(t), newMaildir(t)
+	acct := store.Account{Name: "carol"}
+	for i := range 3 {
+		pg.Deliver(t.Context(), acct, strings.NewReader(fmt.Sprintf("Subject: %d\n\nx\n", i)))
+	}
+	if _, err := pg.Pool().Exec(t.Context(), "UPDATE messages SET unique_id = 'dovecot-imported-1' WHERE uid = 2"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(t.Context(), Postgres(pg), Maildir(back), []store.Account{acct}, nil)
+	if err != nil || res.Failed["carol"] == nil || !strings.Contains(res.Failed["carol"].Error(), "foreign unique ids") {
+		t.Errorf("Run = %+v, %v; want carol refused for a foreign unique id", res, err)
+	}
+}
