@@ -153,6 +153,15 @@ func copyMaildrop(ctx context.Context, from, to End, acct store.Account, progres
 			err = fmt.Errorf("close %s maildrop: %w", to.Name, cerr)
 		}
 	}()
+	// A destination that cannot keep some message's unique id refuses
+	// the maildrop before anything is copied.
+	if c, ok := dst.(interface{ Check(store.Migrated) error }); ok {
+		for _, m := range src.Messages {
+			if err := c.Check(m); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+	}
 	var total int64
 	for _, m := range src.Messages {
 		total += m.Info.Size

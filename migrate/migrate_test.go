@@ -249,4 +249,7 @@ func TestForeignIDToMaildir(t *testing.T) {
 	if err != nil || res.Failed["carol"] == nil || !strings.Contains(res.Failed["carol"].Error(), "foreign unique ids") {
 		t.Errorf("Run = %+v, %v; want carol refused for a foreign unique id", res, err)
 	}
+	if res.Copied != 0 {
+		t.Errorf("%d messages copied before the refusal, want none", res.Copied)
+	}
 }

@@ -127,6 +127,15 @@ func (s *Store) BeginImport(ctx context.Context, acct store.Account, uidValidity
 // Has reports whether the message numbered seq is there already.
 func (im *Import) Has(seq uint64) bool { return im.have[seq] }
 
+// Check reports whether the message can be imported with its unique id:
+// only ids of the form this index keeps (number and UIDVALIDITY) can.
+func (im *Import) Check(m store.Migrated) error {
+	if want := uniqueIDOf(m.Seq, im.validity); m.Info.UID != want {
+		return fmt.Errorf("unique id %q is not of the form this Maildir index keeps (%q): Maildir cannot carry foreign unique ids", m.Info.UID, want)
+	}
+	return nil
+}
+
 // imports numbers this process's imported files.
 var imports atomic.Uint64
 
@@ -139,8 +148,8 @@ func (im *Import) Add(ctx context.Context, m store.Migrated, body io.Reader) err
 	if m.Seq <= im.lastSeq || m.Seq > maxNumber {
 		return fmt.Errorf("import: message number %d is not after %d", m.Seq, im.lastSeq)
 	}
-	if want := uniqueIDOf(m.Seq, im.validity); m.Info.UID != want {
-		return fmt.Errorf("import: unique id %q is not of the form this Maildir index keeps (%q): Maildir cannot carry foreign unique ids", m.Info.UID, want)
+	if err := im.Check(m); err != nil {
+		return fmt.Errorf("import: %w", err)
 	}
 	s, md := im.s, im.md
 	received := m.Info.Received
