@@ -41,6 +41,7 @@ func NewDotWriter(w io.Writer) *DotWriter {
 type appendWriter interface {
 	io.Writer
 	AvailableBuffer() []byte
+	Flush() error
 }
 
 // minAppendSpace is the free space below which the buffer is flushed
@@ -90,15 +91,21 @@ func (d *DotWriter) Write(p []byte) (int, error) {
 func (d *DotWriter) writeAppend(aw appendWriter, p []byte) (int, error) {
 	n := len(p)
 	out := aw.AvailableBuffer()
-	flush := func() {
+	// commit hands what was appended to the writer and, when its
+	// buffer is nearly full, flushes it.
+	commit := func() {
 		if len(out) > 0 && d.err == nil {
 			_, d.err = aw.Write(out)
 		}
 		out = aw.AvailableBuffer()
+		if cap(out) < minAppendSpace && d.err == nil {
+			d.err = aw.Flush()
+			out = aw.AvailableBuffer()
+		}
 	}
 	for len(p) > 0 && d.err == nil {
 		if cap(out)-len(out) < minAppendSpace {
-			flush()
+			commit()
 			if cap(out) < minAppendSpace {
 				// A writer with a tiny buffer: take the plain path.
 				return d.writePlain(p, n)
@@ -142,7 +149,9 @@ func (d *DotWriter) writeAppend(aw appendWriter, p []byte) (int, error) {
 			p = p[len(span):]
 		}
 	}
-	flush()
+	if len(out) > 0 && d.err == nil {
+		_, d.err = aw.Write(out)
+	}
 	if d.err != nil {
 		return 0, d.err
 	}

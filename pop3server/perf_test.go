@@ -1,0 +1,106 @@
+package pop3server
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postoffice-mail/postoffice/pop3"
+)
+
+// BenchmarkRetrSizes streams messages of several sizes over loopback: the
+// allocations per RETR stay the same whatever the size (the message goes
+// through pooled buffers, never into memory whole).
+func BenchmarkRetrSizes(b *testing.B) {
+	for _, size := range []int{1 << 10, 32 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			var msg strings.Builder
+			msg.WriteString("Subject: bench\n\n")
+			for msg.Len() < size {
+				msg.WriteString("A line of an ordinary message body, about seventy characters long.\n.dot\n")
+			}
+			ts := newTestServer(b)
+			ts.deliver("alice", msg.String())
+			c := dialBench(b, ts.addr)
+			c.cmd(b, "USER alice")
+			c.cmd(b, "PASS wonderland")
+			n, _ := pop3.NormalizedSize(strings.NewReader(msg.String()))
+			b.SetBytes(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				c.cmd(b, "RETR 1")
+				if got, err := io.Copy(io.Discard, pop3.NewDotReader(c.r)); err != nil || got != n {
+					b.Fatalf("read %d octets, %v; want %d", got, err, n)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPipeline sends batches of 32 commands (NOOP, STAT, LIST n,
+// UIDL n) without waiting and reads the 32 replies: the cost of a
+// pipelined command, which the server answers in one write per batch.
+func BenchmarkPipeline(b *testing.B) {
+	ts := newTestServer(b)
+	for range 10 {
+		ts.deliver("alice", "Subject: x\n\nhello\n")
+	}
+	c := dialBench(b, ts.addr)
+	c.cmd(b, "USER alice")
+	c.cmd(b, "PASS wonderland")
+	var batch strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&batch, "NOOP\r\nSTAT\r\nLIST %d\r\nUIDL %d\r\n", i+1, i+1)
+	}
+	out := []byte(batch.String())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.nc.Write(out); err != nil {
+			b.Fatal(err)
+		}
+		for range 32 {
+			c.status(b)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*32), "ns/command")
+}
+
+// BenchmarkIdleSessions holds logged-in sessions and reports what each
+// costs the server in heap and goroutine stack (the client's connections,
+// in the same process, are bare sockets).
+func BenchmarkIdleSessions(b *testing.B) {
+	const sessions = 500
+	ts := newTestServer(b, func(c *Config) { c.MaxConnectionsPerIP, c.MaxConnections = 2*sessions, 2*sessions })
+	users := make([]string, sessions)
+	for i := range users {
+		users[i] = fmt.Sprintf("u%d", i)
+		ts.auth.passwords[users[i]] = "pw"
+		ts.deliver(users[i], "Subject: x\n\nhello\n")
+	}
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var conns []*benchClient
+		for _, u := range users {
+			c := dialBench(b, ts.addr)
+			c.cmd(b, "USER "+u)
+			c.cmd(b, "PASS pw")
+			conns = append(conns, c)
+		}
+		time.Sleep(50 * time.Millisecond)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		// The client side holds a 64 KiB read buffer per connection.
+		heap := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / sessions
+		b.ReportMetric(float64(heap-64<<10), "heap-B/session")
+		b.ReportMetric(float64((int64(after.StackInuse)-int64(before.StackInuse))/sessions), "stack-B/session")
+		for _, c := range conns {
+			c.cmd(b, "QUIT")
+			c.nc.Close()
+		}
+	}
+}
