@@ -49,16 +49,22 @@ func newToken() string {
 
 // leaseKeeper renews the leases of one Store.
 type leaseKeeper struct {
-	s       *Store
-	mu      sync.Mutex
-	held    map[string]*lease // by token
-	quit    chan struct{}
-	stopped chan struct{}
-	once    sync.Once
+	s    *Store
+	mu   sync.Mutex
+	held map[string]*lease // by token
+	// unreleased are leases whose session ended but whose row could not
+	// be deleted then (no connection within the acquire timeout, the
+	// database away): retried at every renewal, so that the user waits
+	// at most a third of the lease rather than all of it.
+	unreleased map[string]*lease
+	quit       chan struct{}
+	stopped    chan struct{}
+	once       sync.Once
 }
 
 func newLeaseKeeper(s *Store) *leaseKeeper {
-	k := &leaseKeeper{s: s, held: make(map[string]*lease), quit: make(chan struct{}), stopped: make(chan struct{})}
+	k := &leaseKeeper{s: s, held: make(map[string]*lease), unreleased: make(map[string]*lease),
+		quit: make(chan struct{}), stopped: make(chan struct{})}
 	go k.run()
 	return k
 }
@@ -72,6 +78,44 @@ func (k *leaseKeeper) add(l *lease) {
 func (k *leaseKeeper) remove(l *lease) {
 	k.mu.Lock()
 	delete(k.held, l.token)
+	k.mu.Unlock()
+}
+
+// releaseLater queues a lease whose release failed.
+func (k *leaseKeeper) releaseLater(l *lease) {
+	k.mu.Lock()
+	k.unreleased[l.token] = l
+	k.mu.Unlock()
+}
+
+// releasePending deletes the rows of queued leases, in one statement.
+func (k *leaseKeeper) releasePending(ctx context.Context) {
+	k.mu.Lock()
+	tokens := make([]string, 0, len(k.unreleased))
+	for token := range k.unreleased {
+		tokens = append(tokens, token)
+	}
+	k.mu.Unlock()
+	if len(tokens) == 0 {
+		return
+	}
+	conn, err := k.s.acquire(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Release()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(asyncCommit)
+	b.Queue("DELETE FROM leases WHERE token = ANY($1)", tokens)
+	b.Queue("COMMIT")
+	if conn.SendBatch(ctx, b).Close() != nil {
+		return
+	}
+	k.mu.Lock()
+	for _, token := range tokens {
+		delete(k.unreleased, token)
+	}
 	k.mu.Unlock()
 }
 
@@ -92,6 +136,7 @@ func (k *leaseKeeper) run() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		k.releasePending(ctx)
 		k.renew(ctx)
 		cancel()
 	}

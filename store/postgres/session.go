@@ -244,7 +244,8 @@ func (md *maildrop) Close() error {
 	}
 	md.closed = true
 	if err := md.s.releaseLease(md.lease); err != nil {
-		md.s.log.Warn("cannot release maildrop lease; it will expire", "maildrop", md.name, "err", err)
+		md.s.log.Warn("cannot release maildrop lease now; retrying", "maildrop", md.name, "err", err)
+		md.s.leases.releaseLater(md.lease)
 	}
 	return nil
 }
