@@ -187,7 +187,11 @@ func (c *conn) openMaildrop(ctx context.Context, user *auth.User) error {
 	if wait := c.srv.logins.check(user.Name, delay, time.Now()); wait > 0 {
 		return pop3.ErrCode(pop3.CodeLoginDelay, fmt.Sprintf("wait %d more seconds between logins", int(wait.Seconds()+0.999)))
 	}
-	md, err := c.srv.cfg.Store.Open(ctx, store.Account{Name: user.Name, Home: user.Home, Mail: user.Mail})
+	var md store.Maildrop
+	var err error
+	onFreshStack(func() {
+		md, err = c.srv.cfg.Store.Open(ctx, store.Account{Name: user.Name, Home: user.Home, Mail: user.Mail})
+	})
 	if errors.Is(err, store.ErrInUse) {
 		c.log.Info("maildrop in use")
 		return pop3.ErrCode(pop3.CodeInUse, "maildrop is locked by another session")

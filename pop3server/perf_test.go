@@ -1,6 +1,7 @@
 package pop3server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"runtime"
@@ -9,6 +10,9 @@ import (
 	"time"
 
 	"github.com/postoffice-mail/postoffice/pop3"
+	"github.com/postoffice-mail/postoffice/store"
+	"github.com/postoffice-mail/postoffice/store/maildir"
+	"github.com/postoffice-mail/postoffice/store/memstore"
 )
 
 // BenchmarkRetrSizes streams messages of several sizes over loopback: the
@@ -72,13 +76,29 @@ func BenchmarkPipeline(b *testing.B) {
 // costs the server in heap and goroutine stack (the client's connections,
 // in the same process, are bare sockets).
 func BenchmarkIdleSessions(b *testing.B) {
+	b.Run("memstore", func(b *testing.B) { benchmarkIdleSessions(b, false) })
+	b.Run("maildir", func(b *testing.B) { benchmarkIdleSessions(b, true) })
+}
+
+func benchmarkIdleSessions(b *testing.B, useMaildir bool) {
 	const sessions = 500
-	ts := newTestServer(b, func(c *Config) { c.MaxConnectionsPerIP, c.MaxConnections = 2*sessions, 2*sessions })
+	ts := newTestServer(b, func(c *Config) {
+		c.MaxConnectionsPerIP, c.MaxConnections = 2*sessions, 2*sessions
+		if useMaildir {
+			md, err := maildir.New(maildir.Config{Location: b.TempDir() + "/{user}"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Store = md
+		}
+	})
 	users := make([]string, sessions)
 	for i := range users {
 		users[i] = fmt.Sprintf("u%d", i)
 		ts.auth.passwords[users[i]] = "pw"
-		ts.deliver(users[i], "Subject: x\n\nhello\n")
+		if !useMaildir {
+			ts.deliver(users[i], "Subject: x\n\nhello\n")
+		}
 	}
 	for b.Loop() {
 		var before, after runtime.MemStats
@@ -103,4 +123,33 @@ func BenchmarkIdleSessions(b *testing.B) {
 			c.nc.Close()
 		}
 	}
+}
+
+// A panic while the maildrop is opened (on a goroutine of its own, see
+// onFreshStack) is recovered and counted like any other in a session,
+// and the server goes on.
+func TestPanicInStoreOpen(t *testing.T) {
+	ts := newTestServer(t)
+	ts.deliver("alice", "Subject: x\n\nhello\n")
+	ts.store.SetFaults(memstore.Faults{OnOpen: func(ctx context.Context, acct store.Account) error {
+		if acct.Name == "bob" {
+			panic("store bug")
+		}
+		return nil
+	}})
+	c := ts.dial()
+	c.send("USER bob").wantOK()
+	c.send("PASS builder")
+	c.wantClosed()
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.srv.Panics() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := ts.srv.Panics(); n != 1 {
+		t.Fatalf("%d panics recovered, want 1", n)
+	}
+	ts.srv.panics.Store(0) // expected: not a failure of the cleanup check
+	c = ts.dial()
+	c.login("alice", "wonderland")
+	c.send("QUIT").wantOK()
 }
