@@ -308,7 +308,9 @@ func serveBroken(l net.Listener, msg []byte) {
 				}
 				switch cmd := strings.ToUpper(strings.Fields(line + " x")[0]); cmd {
 				case "CAPA":
-					fmt.Fprintf(nc, "+OK\r\nUSER\r\nUIDL\r\n.\r\n")
+					fmt.Fprintf(nc, "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n")
+				case "STAT": // wrong totals
+					fmt.Fprintf(nc, "+OK 1 %d\r\n", len(msg)+1)
 				case "LIST":
 					fmt.Fprintf(nc, "+OK\r\n1 %d\r\n.\r\n", len(msg))
 				case "UIDL":
@@ -323,6 +325,23 @@ func serveBroken(l net.Listener, msg []byte) {
 				}
 			}
 		}()
+	}
+}
+
+// A server whose pipelined replies are wrong fails the pipeline run.
+func TestPipelineAgainstBrokenServer(t *testing.T) {
+	l := listen(t)
+	go serveBroken(l, toCRLF(Message(1, 5)))
+	t.Cleanup(func() { l.Close() })
+	res, err := Run(t.Context(), Config{
+		Scenario: ScenarioPipeline, Addr: l.Addr().String(), UserFormat: "user%d", Users: 1,
+		Password: "x", Concurrency: 1, Window: 8, Duration: 200 * time.Millisecond, Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK() || res.Errors == 0 || !strings.Contains(strings.Join(res.ErrorSamples, " "), "STAT") {
+		t.Fatalf("wrong STAT replies not detected: errors %d %q", res.Errors, res.ErrorSamples)
 	}
 }
 
