@@ -7,9 +7,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -250,22 +252,19 @@ func TestMessageDeterministicAndRealistic(t *testing.T) {
 		t.Fatal("different seeds gave the same message")
 	}
 	var sizes []int
-	for i := range 2000 {
-		sizes = append(sizes, len(Message(3, i)))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		sizes = append(sizes, messageSize(rng))
 	}
 	median, p95 := quantile(sizes, 0.5), quantile(sizes, 0.95)
-	if median < 6<<10 || median > 11<<10 || p95 < 70<<10 || p95 > 140<<10 {
+	if median < 7<<10 || median > 9<<10 || p95 < 85<<10 || p95 > 115<<10 {
 		t.Errorf("sizes: median %d, p95 %d; want about 8 KiB and 100 KiB", median, p95)
 	}
 }
 
 func quantile(v []int, q float64) int {
-	s := append([]int(nil), v...)
-	for i := range s { // insertion sort is plenty for 2,000
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
+	s := slices.Clone(v)
+	slices.Sort(s)
 	return s[int(q*float64(len(s)))]
 }
 
