@@ -2,6 +2,7 @@ package pop3server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -196,9 +197,14 @@ func (c *conn) loop() {
 			}
 			c.w.release()
 		}
-		if now := time.Now(); now.Sub(c.readDeadline) >= min(deadlineRefresh, c.srv.cfg.IdleTimeout/10) {
-			c.netConn.SetReadDeadline(now.Add(c.srv.cfg.IdleTimeout))
-			c.readDeadline = now
+		// The deadline matters only for a read that may wait: when no
+		// complete command is buffered (a pipelined burst costs no clock
+		// read per command).
+		if !c.commandBuffered() {
+			if now := time.Now(); now.Sub(c.readDeadline) >= min(deadlineRefresh, c.srv.cfg.IdleTimeout/10) {
+				c.netConn.SetReadDeadline(now.Add(c.srv.cfg.IdleTimeout))
+				c.readDeadline = now
+			}
 		}
 		// Read up to the SASL limit so that an AUTH command with a long
 		// initial response (an OAuth token) fits; every other command is
@@ -262,6 +268,17 @@ func (c *conn) reply(err error) bool {
 		return false
 	}
 	return true
+}
+
+// commandBuffered reports whether a whole command line is in the read
+// buffer already.
+func (c *conn) commandBuffered() bool {
+	n := c.r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := c.r.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 func isAuthCommand(line []byte) bool {
