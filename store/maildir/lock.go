@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/store"
@@ -149,7 +151,7 @@ func (s *Store) acquireFile(ctx context.Context, root *os.Root, dir string) (*le
 	if err != nil {
 		return nil, err
 	}
-	me := lockHolder{host: s.hostname, pid: os.Getpid(), pidns: pidNamespace(), token: token}
+	me := lockHolder{host: s.hostname, pid: myPid, pidns: pidNamespace(), token: token}
 	l := &lease{root: root, dir: dir, token: token, logger: s.logger}
 
 	// Register the token first: a concurrent Open in this process that
@@ -202,7 +204,7 @@ func (s *Store) acquireFile(ctx context.Context, root *os.Root, dir string) (*le
 // createLockFile creates the lock file with O_EXCL, writes it, and
 // returns its modification time: the file system's clock now.
 func createLockFile(root *os.Root, data []byte) (time.Time, error) {
-	f, err := root.OpenFile(lockFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := root.OpenFile(lockFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL|quickOpen, 0o600)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -263,7 +265,7 @@ func (s *Store) staleReason(h lockHolder, parsed bool, mtime time.Time) string {
 		// tell.
 		return ""
 	}
-	if h.pid == os.Getpid() {
+	if h.pid == myPid {
 		held.Lock()
 		live := held.tokens[h.token]
 		held.Unlock()
@@ -282,18 +284,34 @@ func (s *Store) staleReason(h lockHolder, parsed bool, mtime time.Time) string {
 
 // readLockHolder reads and parses the current lock file.
 func readLockHolder(root *os.Root) (lockHolder, error) {
-	data, err := root.ReadFile(lockFile)
+	f, err := root.OpenFile(lockFile, os.O_RDONLY|quickOpen, 0)
 	if err != nil {
 		return lockHolder{}, err
 	}
-	h, _ := parseLockHolder(string(data))
+	defer f.Close()
+	// A lock file is a few lines; one that does not fit is not ours.
+	var buf [4096]byte
+	n, err := io.ReadFull(f, buf[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return lockHolder{}, err
+	}
+	h, _ := parseLockHolder(string(buf[:n]))
 	return h, nil
 }
+
+// quickOpen is added to the flags of the lock and guard files' opens:
+// os.File then leaves the descriptor's blocking mode alone instead of
+// switching it back and forth (four fcntl calls for each open), which
+// for a regular file means nothing anyway.
+const quickOpen = syscall.O_NONBLOCK
+
+// myPid is this process's id, read once.
+var myPid = os.Getpid()
 
 // guard takes the guard flock, retrying while another process holds it
 // for its (short) takeover step.
 func guard(ctx context.Context, root *os.Root) (unguard func(), err error) {
-	f, err := root.OpenFile(guardFile, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := root.OpenFile(guardFile, os.O_RDWR|os.O_CREATE|quickOpen, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock guard: %w", err)
 	}

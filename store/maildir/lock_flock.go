@@ -11,7 +11,17 @@ import (
 // tryLock takes an exclusive flock(2) of f without waiting; it is released
 // when f is closed.
 func tryLock(f *os.File) (bool, error) {
-	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	// Through SyscallConn rather than Fd, which would switch the
+	// descriptor to blocking mode first.
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	if cerr := rc.Control(func(fd uintptr) {
+		err = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
+	}); cerr != nil {
+		return false, cerr
+	}
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return false, nil
 	}
