@@ -251,6 +251,11 @@ func loadIndex(root *os.Root) (*index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read index: %w", err)
 	}
+	return indexFromData(root, data)
+}
+
+// indexFromData parses the content of the index file.
+func indexFromData(root *os.Root, data []byte) (*index, error) {
 	// A last line without its LF is a record whose append was
 	// interrupted (by a crash, or because it is being written right
 	// now): its message was not delivered yet, so leave it out. Only

@@ -75,16 +75,36 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string, taken time.
 	if err != nil {
 		return nil, fmt.Errorf("stat maildir: %w", err)
 	}
+	// The index's content, read at most once.
+	var data []byte
+	read := false
+	readIndex := func() ([]byte, error) {
+		if !read {
+			var err error
+			data, err = root.ReadFile(indexFile)
+			if err != nil {
+				return nil, err
+			}
+			read = true
+		}
+		return data, nil
+	}
 	if keyed && s.snapshots.limit > 0 {
-		if c := s.snapshots.get(dir, key); c != nil {
+		if c := s.snapshots.get(dir, key, taken, readIndex); c != nil {
 			return &maildrop{store: s, root: root, dir: dir, uids: c.uids,
 				uidValidity: c.uidValidity, nextUID: c.nextUID,
 				infos: c.infos, files: c.files, sharedFiles: true}, nil
 		}
 	}
-	ix, err := loadIndex(root)
-	if err != nil {
-		return nil, err
+	var ix *index
+	switch data, err := readIndex(); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read index: %w", err)
+	default:
+		if ix, err = indexFromData(root, data); err != nil {
+			return nil, err
+		}
 	}
 	if ix != nil {
 		files, err := s.scan(root, dir)
@@ -93,9 +113,11 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string, taken time.
 		}
 		if upToDate(ix, files) {
 			md := s.snapshot(root, dir, ix, files)
-			if keyed && s.snapshots.limit > 0 && key.settled(taken) {
-				s.snapshots.put(dir, &cachedSnapshot{key: key, uids: md.uids, uidValidity: ix.uidValidity,
-					nextUID: ix.nextUID, infos: md.infos, files: md.files})
+			// The key's stamps were read before the index and the
+			// listing: whatever changed since shows in the next ones.
+			if keyed && s.snapshots.limit > 0 && key.dirsSettled(taken) && int64(len(data)) == key.index.size {
+				s.snapshots.put(dir, &cachedSnapshot{key: key, sum: indexSum(data), uids: md.uids,
+					uidValidity: ix.uidValidity, nextUID: ix.nextUID, infos: md.infos, files: md.files})
 				md.sharedFiles = true
 			}
 			return md, nil

@@ -2,6 +2,7 @@ package maildir
 
 import (
 	"errors"
+	"hash/maphash"
 	"io/fs"
 	"os"
 	"sync"
@@ -30,12 +31,17 @@ import (
 //
 // What the stamps cannot show is a change within one tick of the file
 // system's clock after they were read: a directory modified twice in the
-// same tick keeps its time. So a snapshot is cached only when every stamp
-// is older than a settling time by the file system's own clock — the time
-// of the session lock file just written (lease.taken), not this host's
-// clock, which may differ from an NFS server's. Any change after that
-// carries a later time. (A file system clock that steps backwards defeats
-// this, as it defeats every mtime-based cache, Dovecot's included.)
+// same tick keeps its time. So the stamps of new/ and cur/ are trusted
+// only when they are older than a settling time by the file system's own
+// clock — the time of the session lock file just written (lease.taken),
+// not this host's clock, which may differ from an NFS server's. Any change
+// after that carries a later time. (A file system clock that steps
+// backwards defeats this, as it defeats every mtime-based cache,
+// Dovecot's included.) The index, which is often just written (by the
+// first login, by a delivery, by a QUIT), does not have to wait: while its
+// stamp is not settled, a login reads it and compares its content (a
+// 64-bit hash) with the cached one — a read and a hash instead of parsing
+// it and listing the directories.
 
 // The settling time is well above the granularity of the file system's
 // timestamps. Linux file systems with nanosecond fields (ext4, XFS,
@@ -81,7 +87,15 @@ func stampOf(info os.FileInfo) (fileStamp, bool) {
 // settled reports whether every stamp is older than the settling time
 // before now (the file system's time).
 func (k snapKey) settled(now time.Time) bool {
-	stamps := []fileStamp{k.index, k.newDir, k.curDir}
+	return settled(now, k.index, k.newDir, k.curDir)
+}
+
+// dirsSettled is settled for new/ and cur/ alone.
+func (k snapKey) dirsSettled(now time.Time) bool {
+	return settled(now, k.newDir, k.curDir)
+}
+
+func settled(now time.Time, stamps ...fileStamp) bool {
 	settle := cacheSettleFine
 	for _, s := range stamps {
 		if s.mtime%1e9 == 0 || s.ctime%1e9 == 0 {
@@ -96,6 +110,12 @@ func (k snapKey) settled(now time.Time) bool {
 	}
 	return true
 }
+
+// indexSeed keys the hashes of index contents (in this process only).
+var indexSeed = maphash.MakeSeed()
+
+// indexSum is the hash of an index file's content.
+func indexSum(data []byte) uint64 { return maphash.Bytes(indexSeed, data) }
 
 // stamps reads the identities of the index, new/ and cur/. It creates
 // new/, cur/ and tmp/ if one of the first two is missing (a maildrop used
@@ -158,7 +178,9 @@ type snapshotCache struct {
 // of its parts is ever modified (a session that must change its file list
 // copies it first, see maildrop.relocate).
 type cachedSnapshot struct {
-	key                  snapKey
+	key snapKey
+	// sum is the hash of the index content the snapshot was made from.
+	sum                  uint64
 	uids                 []uint64
 	uidValidity, nextUID uint64
 	infos                []store.MessageInfo
@@ -166,19 +188,44 @@ type cachedSnapshot struct {
 	used                 time.Time
 }
 
-// get returns the snapshot of dir if it was taken from exactly key.
-func (c *snapshotCache) get(dir string, key snapKey) *cachedSnapshot {
+// get returns the snapshot of dir if the maildrop is as it was when it
+// was taken: new/ and cur/ with the same settled stamps (now is the file
+// system's time), and the index with the same settled stamp or, if its
+// stamp is not settled or differs, the same content (readIndex reads it
+// then; a mismatch drops the entry).
+func (c *snapshotCache) get(dir string, key snapKey, now time.Time, readIndex func() ([]byte, error)) *cachedSnapshot {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	e := c.byDir[dir]
+	c.mu.Unlock()
 	if e == nil {
 		return nil
 	}
-	if e.key != key {
-		c.dropLocked(dir)
+	if e.key.newDir != key.newDir || e.key.curDir != key.curDir || !key.dirsSettled(now) ||
+		e.key.index.size != key.index.size {
+		c.drop(dir)
 		return nil
 	}
+	if e.key.index != key.index || !settled(now, key.index) {
+		data, err := readIndex()
+		if err != nil || int64(len(data)) != e.key.index.size || indexSum(data) != e.sum {
+			c.drop(dir)
+			return nil
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byDir[dir] != e {
+		return nil // replaced meanwhile
+	}
 	e.used = time.Now()
+	if e.key.index != key.index {
+		// The same content under new stamps (rewritten as it was): the
+		// new stamps will do once they settle.
+		updated := *e
+		updated.key.index = key.index
+		c.byDir[dir] = &updated
+		e = &updated
+	}
 	return e
 }
 

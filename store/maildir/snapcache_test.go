@@ -224,3 +224,35 @@ func cachedOpenWith(t *testing.T, s *Store, base string) string {
 	put(t, dir, "cur/1600000002.b.host:2,S", "Subject: b\n\ntwo\n", time.Time{})
 	return cachedOpen(t, s, base)
 }
+
+// An index written a moment ago (by the first login) need not settle: the
+// next logins compare its content, and find the snapshot in the cache.
+func TestSnapshotCacheFreshIndex(t *testing.T) {
+	s, base := newTestStore(t, Config{})
+	dir := filepath.Join(base, "alice", "Maildir")
+	put(t, dir, "new/1600000001.a.host", "Subject: a\n\none\n", time.Time{})
+	put(t, dir, "cur/1600000002.b.host:2,S", "Subject: b\n\ntwo\n", time.Time{})
+	waitSettled()
+	open(t, s, alice).Close() // writes the index
+	open(t, s, alice).Close() // reads it and the listing; caches
+	md := open(t, s, alice)
+	if !md.sharedFiles {
+		t.Fatal("a fresh index with settled directories was not taken from the cache")
+	}
+	md.Close()
+
+	// The index changed in place, same size, different content: the
+	// cached snapshot must not be used.
+	ixPath := filepath.Join(dir, indexFile)
+	data, err := os.ReadFile(ixPath)
+	must(t, err)
+	changed := strings.Replace(string(data), " 19 ", " 18 ", 1) // a size, same length
+	if changed == string(data) {
+		t.Fatalf("no size field to change in %q", data)
+	}
+	must(t, os.WriteFile(ixPath, []byte(changed), 0o600))
+	md = open(t, s, alice)
+	if got := md.Messages()[0].Size; got != 18 {
+		t.Errorf("changed index: size %d from the cache, want 18 from the file", got)
+	}
+}
