@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 )
 
 // Benchmark messages carry their own proof of correct transfer: an
@@ -157,17 +158,28 @@ func bodyChecksum(body []byte) checksum {
 
 var crlf = []byte("\r\n")
 
-// parseChecksum reads the value of an X-Bench-Check header.
+// parseChecksum reads the value of an X-Bench-Check header
+// ("v1 len=<n> crc=<hex> top10=<hex>", as checksum.String writes it).
 func parseChecksum(v string) (checksum, bool) {
-	var c checksum
-	var top int
-	var length int64
-	var crc, topCRC uint32
-	n, err := fmt.Sscanf(v, "v1 len=%d crc=%08x top%d=%08x", &length, &crc, &top, &topCRC)
-	if err != nil || n != 4 || top != TopLines || length < 0 {
-		return c, false
+	f := strings.Fields(v)
+	if len(f) != 4 || f[0] != "v1" {
+		return checksum{}, false
 	}
-	return checksum{length: length, crc: crc, top: topCRC}, true
+	field := func(s, prefix string, base int) (uint64, bool) {
+		rest, ok := strings.CutPrefix(s, prefix)
+		if !ok {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(rest, base, 64)
+		return n, err == nil
+	}
+	length, ok1 := field(f[1], "len=", 10)
+	crc, ok2 := field(f[2], "crc=", 16)
+	top, ok3 := field(f[3], "top"+strconv.Itoa(TopLines)+"=", 16)
+	if !ok1 || !ok2 || !ok3 || length > 1<<62 || crc > 0xFFFFFFFF || top > 0xFFFFFFFF {
+		return checksum{}, false
+	}
+	return checksum{length: int64(length), crc: uint32(crc), top: uint32(top)}, true
 }
 
 // maxCheckedHeader bounds the header the checker holds to find the

@@ -105,15 +105,18 @@ func (r *runner) fetchAll(ctx context.Context, user string, w *worker, buf []byt
 	resps := make([]*pop3client.Response, len(msgs))
 	sent := 0
 	for k, m := range msgs {
-		// Keep Window commands in flight, but send no new ones once the
-		// run is over.
-		for sent < len(msgs) && sent < k+r.cfg.Window && (sent == k || !r.stopping(ctx)) {
-			if top {
-				resps[sent] = p.Top(ctx, msgs[sent].Number, r.cfg.TopLines)
-			} else {
-				resps[sent] = p.Retr(ctx, msgs[sent].Number)
+		// Keep up to Window commands in flight, topped up when half have
+		// been answered (so that they go out in one write), and send no
+		// new ones once the run is over.
+		if sent-k <= r.cfg.Window/2 {
+			for sent < len(msgs) && sent < k+r.cfg.Window && (sent == k || !r.stopping(ctx)) {
+				if top {
+					resps[sent] = p.Top(ctx, msgs[sent].Number, r.cfg.TopLines)
+				} else {
+					resps[sent] = p.Retr(ctx, msgs[sent].Number)
+				}
+				sent++
 			}
-			sent++
 		}
 		if k >= sent {
 			break
