@@ -153,3 +153,27 @@ func TestPanicInStoreOpen(t *testing.T) {
 	c.login("alice", "wonderland")
 	c.send("QUIT").wantOK()
 }
+
+// TOP reads a small first piece of the message; a header longer than that
+// piece is still read whole, so TOP shows the same header as RETR (here
+// with a UTF-8 subject a non-UTF8 client gets as its ASCII surrogate).
+func TestTopLongHeader(t *testing.T) {
+	ts := newTestServer(t)
+	msg := "Subject: caf\u00e9\n" + strings.Repeat("X-Filler: "+strings.Repeat("f", 70)+"\n", 150) + "\nline one\nline two\n"
+	if len(msg) < topFirstRead+1000 {
+		t.Fatalf("header of %d octets does not exceed the first read", len(msg))
+	}
+	ts.deliver("alice", msg)
+	c := ts.dial()
+	c.login("alice", "wonderland")
+	c.send("RETR 1").wantOK()
+	retr := c.readBody()
+	c.send("TOP 1 1").wantOK()
+	top := c.readBody()
+	if len(top) != len(retr)-1 || strings.Join(top, "\n") != strings.Join(retr[:len(retr)-1], "\n") {
+		t.Fatalf("TOP 1 1 gave %d lines, RETR %d; TOP must be RETR without the last line", len(top), len(retr))
+	}
+	if strings.Contains(top[0], "\u00e9") {
+		t.Errorf("UTF-8 header line sent to a client not in UTF8 mode: %q", top[0])
+	}
+}

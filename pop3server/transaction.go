@@ -151,7 +151,11 @@ func (c *conn) send(i, bodyLines int) error {
 	defer body.Close()
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
-	first, size, err := c.prepareHeader(body, *buf, c.messages[i].Size)
+	firstRead := 0 // RETR: as much as the buffer holds
+	if bodyLines >= 0 && bodyLines <= topFirstReadLines {
+		firstRead = topFirstRead
+	}
+	first, size, err := c.prepareHeader(body, *buf, c.messages[i].Size, firstRead)
 	if err != nil {
 		return err
 	}
@@ -195,8 +199,8 @@ func (c *conn) send(i, bodyLines int) error {
 // UTF8, a header with UTF-8 text is replaced by its ASCII surrogate (RFC
 // 6856 §2.1), or the message is refused with [UTF8] when its header does
 // not fit in buf.
-func (c *conn) prepareHeader(body io.Reader, buf []byte, size int64) ([]byte, int64, error) {
-	n, complete, err := readHeader(body, buf)
+func (c *conn) prepareHeader(body io.Reader, buf []byte, size int64, firstRead int) ([]byte, int64, error) {
+	n, complete, err := readHeader(body, buf, firstRead)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read message header: %w", err)
 	}
@@ -221,6 +225,14 @@ func (c *conn) prepareHeader(body io.Reader, buf []byte, size int64) ([]byte, in
 	}
 	return first, size, nil
 }
+
+// TOP with a few body lines reads the message in a small first piece:
+// the header and those lines are usually well within it, and the rest of
+// the message is then never read.
+const (
+	topFirstRead      = 8 << 10
+	topFirstReadLines = 100
+)
 
 // copyBuffers hold the buffers RETR and TOP copy through: shared between
 // sessions, so an idle session costs no copy buffer.

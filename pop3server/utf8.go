@@ -56,9 +56,15 @@ func equalFoldPrefix(rangeTag, tag string) bool {
 // readHeader reads from body into buf until the end of the message header
 // (the first empty line), the end of buf, or EOF, and returns what it
 // read and whether that holds the complete header.
-func readHeader(body io.Reader, buf []byte) (n int, complete bool, err error) {
+func readHeader(body io.Reader, buf []byte, first int) (n int, complete bool, err error) {
+	// The first read asks for first octets (TOP needs little more than
+	// the header), later ones for the rest of buf.
+	limit := len(buf)
+	if first > 0 && first < limit {
+		limit = first
+	}
 	for n < len(buf) {
-		m, err := body.Read(buf[n:])
+		m, err := body.Read(buf[n:limit])
 		n += m
 		if headerEnd(buf[:n]) >= 0 {
 			return n, true, nil
@@ -68,6 +74,9 @@ func readHeader(body io.Reader, buf []byte) (n int, complete bool, err error) {
 		}
 		if err != nil {
 			return n, false, err
+		}
+		if n == limit {
+			limit = len(buf)
 		}
 	}
 	return n, false, nil
