@@ -11,8 +11,24 @@ import (
 // before the terminating "." line.
 var ErrUnexpectedEOF = errors.New("connection closed inside a multi-line response")
 
-// lineDot is a line end followed by a line that starts with a dot.
-var lineDot = []byte("\n.")
+// lineDotIndex returns the index of the first LF in b that is followed
+// by a dot (a line that starts with one), or -1. It looks for the dots,
+// not the line ends: most lines have no dot, and base64 has none at all,
+// so a vectorised search skips many lines at a time.
+func lineDotIndex(b []byte) int {
+	for i := 1; i < len(b); {
+		j := bytes.IndexByte(b[i:], '.')
+		if j < 0 {
+			return -1
+		}
+		i += j
+		if b[i-1] == '\n' {
+			return i - 1
+		}
+		i++
+	}
+	return -1
+}
 
 // DotReader reads the body of a multi-line response: it removes the
 // byte-stuffing dot from lines that start with one and returns io.EOF at
@@ -85,9 +101,8 @@ func (d *DotReader) Read(p []byte) (int, error) {
 		}
 		chunk, _ := d.r.Peek(min(buffered, len(p)-n))
 		// Lines that do not start with a dot pass as they are: copy up
-		// to the next one that does ("\n." found in one vectorised
-		// search, not a search per line), or to the end of the chunk.
-		if i := bytes.Index(chunk, lineDot); i >= 0 {
+		// to the next one that does, or to the end of the chunk.
+		if i := lineDotIndex(chunk); i >= 0 {
 			chunk = chunk[:i+1]
 			d.atLineStart = true
 		} else if chunk[len(chunk)-1] == '\n' {
