@@ -201,9 +201,10 @@ func (s *Store) describe(root *os.Root, dirfd int, dir string, f msgFile) (fresh
 	return fresh, true
 }
 
-// cleanTmp removes files that have sat in tmp/ for more than 36 hours:
-// deliveries that crashed half-way. The Maildir specification asks readers
-// to do it, with that age.
+// cleanTmp removes the files in tmp/ of deliveries that will never
+// finish (abandonedTmp): those of other programs after 36 hours, as the
+// Maildir specification asks readers to do, and this host's whose writer
+// is gone (a crash) at once.
 func (s *Store) cleanTmp(root *os.Root, dir string) {
 	d, err := root.Open(dirTmp)
 	if err != nil {
@@ -219,7 +220,7 @@ func (s *Store) cleanTmp(root *os.Root, dir string) {
 			continue
 		}
 		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < 36*time.Hour {
+		if err != nil || !s.abandonedTmp(e.Name(), info.ModTime(), time.Now()) {
 			continue
 		}
 		if err := root.Remove(dirTmp + "/" + e.Name()); err == nil {
