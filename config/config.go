@@ -55,6 +55,9 @@ type Config struct {
 	// OAuth is the [oauth] table: OAuth 2.0 bearer tokens (SASL
 	// OAUTHBEARER and XOAUTH2).
 	OAuth OAuth `toml:"oauth"`
+	// Admin is the [admin] table: the monitoring HTTP listener
+	// (metrics, health and readiness), off by default.
+	Admin Admin `toml:"admin"`
 }
 
 // Server is the [server] table.

@@ -96,7 +96,7 @@ func validate(c *Config) []problem {
 		{"oauth.cache_ttl", durationBetween(c.OAuth.CacheTTL, 0, time.Hour)},
 	}
 
-	for _, p := range append(deliveryRules(c), clusterRules(c)...) {
+	for _, p := range slices.Concat(deliveryRules(c), clusterRules(c), adminRules(c)) {
 		rules = append(rules, struct {
 			setting string
 			err     error
