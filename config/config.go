@@ -77,7 +77,7 @@ type Server struct {
 	StateDir string `toml:"state_dir"`
 }
 
-// Log is the [log] table.
+// Log is the [log] table: what the server logs, and where.
 type Log struct {
 	// Level is the minimum level logged: debug, info, warn or error.
 	Level string `toml:"level"`
@@ -238,9 +238,18 @@ type OAuth struct {
 // out. It is not valid on its own: pop3.listen_tls needs a certificate,
 // which has no sensible default.
 func Default() *Config {
+	c := fileDefaults()
+	c.Server.Hostname = defaultHostname()
+	return c
+}
+
+// fileDefaults is Default as the configuration reference shows it: the
+// host name is left empty, as a file that leaves it out has it until Load
+// asks the system.
+func fileDefaults() *Config {
 	return &Config{
 		Server: Server{
-			Hostname:        defaultHostname(),
+			Hostname:        "",
 			Implementation:  "postoffice",
 			ShutdownTimeout: Duration{30 * time.Second},
 			StateDir:        "/var/lib/postoffice",
