@@ -27,15 +27,15 @@ const maxSASLSteps = 8
 
 // mechanisms lists the SASL mechanisms usable on this connection.
 func (c *conn) mechanisms() []string {
-	return sasl.Available(c.srv.cfg.SASLMechanisms, c.saslConn(), c.plaintextAllowed())
+	return sasl.Available(c.cfg.SASLMechanisms, c.saslConn(), c.plaintextAllowed())
 }
 
 func (c *conn) saslConn() sasl.Conn {
-	sc := sasl.Conn{Hostname: c.srv.cfg.Hostname}
+	sc := sasl.Conn{Hostname: c.cfg.Hostname}
 	if st, ok := c.tlsState(); ok {
 		sc.TLS = &st
 	}
-	for _, m := range c.srv.cfg.SASLMechanisms {
+	for _, m := range c.cfg.SASLMechanisms {
 		if m == sasl.SCRAMSHA256Plus && sc.TLS != nil {
 			sc.SCRAMPlusOffered = true
 		}
@@ -77,14 +77,14 @@ func (c *conn) handleAuth(cmd pop3.Command) error {
 	}
 	c.userArg = ""
 
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.AuthTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.AuthTimeout)
 	defer cancel()
 	c.holdBack("")
-	mech, err := c.srv.sasl.New(name, c.saslConn())
+	mech, err := c.cfg.sasl.New(name, c.saslConn())
 	if err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	deadline := time.Now().Add(c.srv.cfg.AuthTimeout)
+	deadline := time.Now().Add(c.cfg.AuthTimeout)
 	for step := 0; ; step++ {
 		challenge, done, err := mech.Next(ctx, response)
 		if err == nil && done && challenge == nil {
@@ -106,6 +106,9 @@ func (c *conn) handleAuth(cmd pop3.Command) error {
 			return errConnBroken
 		}
 		line, err := c.readSASLLine(deadline)
+		if err == nil && c.trace != nil {
+			c.trace.saslResponse(line)
+		}
 		// A mechanism that already refused the credentials (the OAuth
 		// error challenge) has seen a failed login, however the client
 		// ends the exchange: count it, or cancelling would make guessing

@@ -27,7 +27,7 @@ const backendTimeout = 30 * time.Second
 // connection: over TLS, from loopback, or where the administrator
 // allowed it (RFC 2595 §2.1; RFC 8314 prefers TLS for all mail access).
 func (c *conn) plaintextAllowed() bool {
-	return c.tls || c.loopback || c.srv.cfg.AllowInsecureAuth
+	return c.tls || c.loopback || c.cfg.AllowInsecureAuth
 }
 
 var errPlaintextRefused = pop3.ErrCode(pop3.CodeAuth, "plaintext authentication is disabled on unencrypted connections; use STLS or port 995")
@@ -67,7 +67,7 @@ func (c *conn) handlePass(cmd pop3.Command) error {
 		user, err = c.checkName(name)
 	}
 	if err == nil {
-		user, err = c.srv.cfg.Auth.Authenticate(ctx, name, password)
+		user, err = c.cfg.Auth.Authenticate(ctx, name, password)
 	}
 	if err := c.loginOutcome(name, password, err); err != nil {
 		return err
@@ -76,7 +76,7 @@ func (c *conn) handlePass(cmd pop3.Command) error {
 }
 
 func (c *conn) handleAPOP(cmd pop3.Command) error {
-	if !c.srv.cfg.APOP {
+	if !c.cfg.APOP {
 		return pop3.Err("APOP is not enabled")
 	}
 	if err := wantArgs(cmd, 2, 2); err != nil {
@@ -92,7 +92,7 @@ func (c *conn) handleAPOP(cmd pop3.Command) error {
 	c.holdBack(name)
 	user, err := c.checkName(name)
 	if err == nil {
-		apop := c.srv.cfg.Auth.(auth.APOPAuthenticator) // checked by New
+		apop := c.cfg.Auth.(auth.APOPAuthenticator) // checked by New
 		user, err = apop.AuthenticateAPOP(ctx, name, c.apopStamp, digest)
 	}
 	if err := c.loginOutcome(name, digest, err); err != nil {
@@ -123,7 +123,7 @@ func prepare(s string) (string, error) {
 // holdBack waits as long as the brute-force defence asks before a
 // credential check from this client.
 func (c *conn) holdBack(name string) {
-	if g := c.srv.cfg.LoginGuard; g != nil {
+	if g := c.cfg.LoginGuard; g != nil {
 		c.pause(g.Delay(c.remote, name))
 	}
 }
@@ -132,7 +132,7 @@ func (c *conn) holdBack(name string) {
 // writes the one log line per failure, stable for fail2ban
 // (docs/fail2ban.md): msg="authentication failed" remote=ADDR user=NAME.
 func (c *conn) noteFailure(name, secret string) {
-	if g := c.srv.cfg.LoginGuard; g != nil {
+	if g := c.cfg.LoginGuard; g != nil {
 		g.Failure(c.remote, name, secret)
 	}
 	c.log.Warn("authentication failed", "user", name)
@@ -143,7 +143,14 @@ func (c *conn) noteFailure(name, secret string) {
 // log line per failure, one reply for every rejection, and database
 // trouble as a temporary error. It returns the reply error, or nil.
 func (c *conn) loginOutcome(name, secret string, err error) error {
-	g := c.srv.cfg.LoginGuard
+	g := c.cfg.LoginGuard
+	if c.trace != nil && name != "" {
+		if err == nil {
+			c.trace.loggedIn(name)
+		} else {
+			c.trace.named(name)
+		}
+	}
 	switch {
 	case err == nil:
 		if g != nil {
@@ -154,7 +161,7 @@ func (c *conn) loginOutcome(name, secret string, err error) error {
 	case errors.Is(err, auth.ErrFailed), errors.Is(err, sasl.ErrMalformed):
 		c.noteFailure(name, secret)
 		c.log.Debug("authentication failure detail", "user", name, "err", err)
-		c.pause(c.srv.cfg.AuthFailureDelay)
+		c.pause(c.cfg.AuthFailureDelay)
 		if errors.Is(err, sasl.ErrMalformed) {
 			return pop3.Err("malformed authentication exchange")
 		}
@@ -190,7 +197,7 @@ func (c *conn) openMaildrop(ctx context.Context, user *auth.User) error {
 	var md store.Maildrop
 	var err error
 	onFreshStack(func() {
-		md, err = c.srv.cfg.Store.Open(ctx, store.Account{Name: user.Name, Home: user.Home, Mail: user.Mail})
+		md, err = c.cfg.Store.Open(ctx, store.Account{Name: user.Name, Home: user.Home, Mail: user.Mail})
 	})
 	if errors.Is(err, store.ErrInUse) {
 		c.log.Info("maildrop in use")
@@ -207,6 +214,7 @@ func (c *conn) openMaildrop(ctx context.Context, user *auth.User) error {
 	c.retrieved = make([]bool, len(c.messages))
 	c.countTotals()
 	count, octets := c.totals()
+	c.stats.messages, c.stats.octets = count, octets
 	c.log.Info("logged in", "messages", count, "octets", octets)
 	return c.ok(fmt.Sprintf("maildrop has %d messages (%d octets)", count, octets))
 }
@@ -216,7 +224,7 @@ func (c *conn) loginDelay(user *auth.User) time.Duration {
 	if user != nil && user.LoginDelay > 0 {
 		return user.LoginDelay
 	}
-	return c.srv.cfg.LoginDelay
+	return c.cfg.LoginDelay
 }
 
 // handleSTLS upgrades the connection to TLS (RFC 2595 §4).
@@ -224,7 +232,7 @@ func (c *conn) handleSTLS(cmd pop3.Command) error {
 	if err := wantArgs(cmd, 0, 0); err != nil {
 		return err
 	}
-	if c.srv.cfg.TLS == nil {
+	if c.cfg.TLS == nil {
 		return pop3.Err("STLS is not available")
 	}
 	if c.tls {
@@ -245,7 +253,7 @@ func (c *conn) handleSTLS(cmd pop3.Command) error {
 	if err := c.w.Flush(); err != nil {
 		return errConnBroken
 	}
-	c.netConn = tls.Server(c.netConn, c.srv.cfg.TLS)
+	c.netConn = tls.Server(c.netConn, c.cfg.TLS)
 	c.tls = true
 	if err := c.handshake(); err != nil {
 		return fmt.Errorf("%w: tls handshake: %v", errConnBroken, err)
@@ -260,7 +268,7 @@ func (c *conn) handleSTLS(cmd pop3.Command) error {
 
 // handshake completes the TLS handshake within the configured time.
 func (c *conn) handshake() error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.TLSHandshakeTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.TLSHandshakeTimeout)
 	defer cancel()
 	tc := c.netConn.(*tls.Conn)
 	if err := tc.HandshakeContext(ctx); err != nil {

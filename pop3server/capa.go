@@ -23,7 +23,7 @@ func (c *conn) handleCapa(cmd pop3.Command) error {
 }
 
 func (c *conn) capabilities() []string {
-	cfg := &c.srv.cfg
+	cfg := c.cfg
 	caps := []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"}
 	// Offer USER only where it would be accepted (RFC 2595 §4).
 	if c.plaintextAllowed() {

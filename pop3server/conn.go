@@ -48,6 +48,7 @@ const deadlineRefresh = time.Second
 // conn is one client connection and its POP3 session.
 type conn struct {
 	srv     *Server
+	cfg     *settings // the configuration the session started with
 	id      string
 	log     *slog.Logger
 	raw     net.Conn // the socket, for Server.Close from other goroutines
@@ -82,24 +83,50 @@ type conn struct {
 	octets int64
 
 	stats sessionStats
+	trace *tracer // nil unless the server traces a user
 }
 
-// sessionStats feeds the one summary line logged per session.
+// sessionStats feeds the one summary line logged per session, with the
+// counters mail administrators know from Dovecot's POP3 logout line
+// (top=%t/%p, retr=%r/%b, del=%d/%m, size=%s).
 type sessionStats struct {
 	commands        int
-	retrieved       int
+	top             int   // TOP commands answered
+	topOctets       int64 // octets TOP sent, before dot-stuffing
+	retrieved       int   // messages RETR sent whole
 	retrievedOctets int64
-	deleted         int
+	deleted         int   // messages removed at QUIT
+	deletedOctets   int64 // their size
+	bytesIn         int64 // octets read from the client, TLS included
+	bytesOut        int64 // octets written to the client
+	// messages and octets describe the maildrop at login, before any
+	// deletion.
+	messages int
+	octets   int64
+}
+
+// summary returns the attributes of the session's summary line.
+func (st *sessionStats) summary() []any {
+	return []any{
+		"commands", st.commands,
+		"top", st.top, "top_octets", st.topOctets,
+		"retr", st.retrieved, "retr_octets", st.retrievedOctets,
+		"del", st.deleted, "del_octets", st.deletedOctets,
+		"messages", st.messages, "size", st.octets,
+		"in", st.bytesIn, "out", st.bytesOut,
+	}
 }
 
 func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
+	cfg := s.settings()
 	c := &conn{
-		srv:     s,
-		id:      strconv.FormatUint(s.nextID.Add(1), 16),
-		raw:     nc,
-		netConn: nc,
-		ctx:     s.ctx,
+		srv: s,
+		cfg: cfg,
+		id:  strconv.FormatUint(s.nextID.Add(1), 16),
+		raw: nc,
+		ctx: s.ctx,
 	}
+	c.netConn = byteCounter{nc, &c.stats}
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.remote = ta.AddrPort().Addr().Unmap()
 	} else if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
@@ -107,9 +134,12 @@ func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 	}
 	c.loopback = c.remote.IsLoopback()
 	c.network = networkKey(c.remote)
-	c.log = s.log.With("session", c.id, "remote", c.remote.String())
+	c.log = cfg.log.With("session", c.id, "remote", c.remote.String())
+	if cfg.TraceUser != "" {
+		c.trace = newTracer(cfg.trace.With("session", c.id, "remote", c.remote.String()), cfg.TraceUser)
+	}
 	if implicitTLS {
-		c.netConn = tls.Server(nc, s.cfg.TLS)
+		c.netConn = tls.Server(c.netConn, cfg.TLS)
 		c.tls = true
 	}
 	c.r = bufio.NewReaderSize(c.netConn, readBufferSize)
@@ -133,8 +163,30 @@ func networkKey(a netip.Addr) string {
 type deadlineWriter struct{ c *conn }
 
 func (d deadlineWriter) Write(p []byte) (int, error) {
-	d.c.netConn.SetWriteDeadline(time.Now().Add(d.c.srv.cfg.WriteTimeout))
+	if d.c.trace != nil {
+		d.c.trace.reply(p)
+	}
+	d.c.netConn.SetWriteDeadline(time.Now().Add(d.c.cfg.WriteTimeout))
 	return d.c.netConn.Write(p)
+}
+
+// byteCounter counts the octets that cross the socket, for the session
+// summary. It sits under TLS, so the counts are what the network carried.
+type byteCounter struct {
+	net.Conn
+	stats *sessionStats
+}
+
+func (cc byteCounter) Read(p []byte) (int, error) {
+	n, err := cc.Conn.Read(p)
+	cc.stats.bytesIn += int64(n)
+	return n, err
+}
+
+func (cc byteCounter) Write(p []byte) (int, error) {
+	n, err := cc.Conn.Write(p)
+	cc.stats.bytesOut += int64(n)
+	return n, err
 }
 
 // serve runs the session to its end.
@@ -155,10 +207,8 @@ func (c *conn) serve() {
 	}()
 	defer func() {
 		// The logger names the user once logged in.
-		c.log.Info("session ended", "tls", c.tls, "duration", time.Since(start).Round(time.Millisecond),
-			"commands", c.stats.commands, "retrieved", c.stats.retrieved,
-			"retrieved_octets", c.stats.retrievedOctets, "deleted", c.stats.deleted,
-			"quit", c.quit)
+		attrs := append([]any{"tls", c.tls, "duration", time.Since(start).Round(time.Millisecond)}, c.stats.summary()...)
+		c.log.Info("session ended", append(attrs, "quit", c.quit)...)
 	}()
 
 	if c.tls {
@@ -167,19 +217,22 @@ func (c *conn) serve() {
 			return
 		}
 	}
+	if c.trace != nil {
+		c.trace.expectReply()
+	}
 	c.writeGreeting()
 	c.loop()
 }
 
 func (c *conn) writeGreeting() {
 	greeting := "+OK POP3 server ready"
-	if c.srv.cfg.APOP {
+	if c.cfg.APOP {
 		// RFC 1939 §7: the timestamp must be unique for every greeting.
 		// Only shown when APOP works: clients such as fdm use APOP
 		// whenever they see one.
 		var nonce [8]byte
 		rand.Read(nonce[:])
-		c.apopStamp = fmt.Sprintf("<%s.%s.%d@%s>", c.id, hex.EncodeToString(nonce[:]), time.Now().Unix(), c.srv.cfg.Hostname)
+		c.apopStamp = fmt.Sprintf("<%s.%s.%d@%s>", c.id, hex.EncodeToString(nonce[:]), time.Now().Unix(), c.cfg.Hostname)
 		greeting += " " + c.apopStamp
 	}
 	c.writeLine(greeting)
@@ -201,20 +254,20 @@ func (c *conn) loop() {
 		// complete command is buffered (a pipelined burst costs no clock
 		// read per command).
 		if !c.commandBuffered() {
-			if now := time.Now(); now.Sub(c.readDeadline) >= min(deadlineRefresh, c.srv.cfg.IdleTimeout/10) {
-				c.netConn.SetReadDeadline(now.Add(c.srv.cfg.IdleTimeout))
+			if now := time.Now(); now.Sub(c.readDeadline) >= min(deadlineRefresh, c.cfg.IdleTimeout/10) {
+				c.netConn.SetReadDeadline(now.Add(c.cfg.IdleTimeout))
 				c.readDeadline = now
 			}
 		}
 		// Read up to the SASL limit so that an AUTH command with a long
 		// initial response (an OAuth token) fits; every other command is
 		// held to the configured limit below.
-		line, err := pop3.ReadLine(c.r, max(c.srv.cfg.MaxLineLength, maxSASLLine))
-		if err == nil && len(line)+2 > c.srv.cfg.MaxLineLength && !isAuthCommand(line) {
+		line, err := pop3.ReadLine(c.r, max(c.cfg.MaxLineLength, maxSASLLine))
+		if err == nil && len(line)+2 > c.cfg.MaxLineLength && !isAuthCommand(line) {
 			err = pop3.ErrLineTooLong
 		}
 		if errors.Is(err, pop3.ErrLineTooLong) {
-			if !c.reply(pop3.Err(fmt.Sprintf("line too long (limit %d octets)", c.srv.cfg.MaxLineLength))) {
+			if !c.reply(pop3.Err(fmt.Sprintf("line too long (limit %d octets)", c.cfg.MaxLineLength))) {
 				return
 			}
 			continue
@@ -226,6 +279,14 @@ func (c *conn) loop() {
 			return
 		}
 		c.stats.commands++
+		if c.trace != nil {
+			// Each reply is sent on its own, so that the trace can
+			// pair it with its command.
+			if err := c.w.Flush(); err != nil {
+				return
+			}
+			c.trace.command(line)
+		}
 		cmd, err := pop3.ParseCommand(line)
 		if err != nil {
 			err = pop3.Err(err.Error())
@@ -233,6 +294,9 @@ func (c *conn) loop() {
 			err = c.dispatch(cmd)
 		}
 		if !c.reply(err) {
+			return
+		}
+		if c.trace != nil && c.w.Flush() != nil {
 			return
 		}
 	}
@@ -262,7 +326,7 @@ func (c *conn) reply(err error) bool {
 	if perr.Close {
 		return false
 	}
-	if c.badReplies >= c.srv.cfg.MaxBadCommands {
+	if c.badReplies >= c.cfg.MaxBadCommands {
 		c.writeLine("-ERR too many errors, closing connection")
 		c.log.Warn("error budget exhausted", "errors", c.badReplies)
 		return false

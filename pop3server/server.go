@@ -95,6 +95,14 @@ type Config struct {
 	// AuthFailureDelay is the pause before answering a failed login
 	// (default 2s; negative disables it, for tests).
 	AuthFailureDelay time.Duration
+
+	// TraceUser names one user whose sessions are traced: every command
+	// (passwords and SASL responses masked) and the first line of every
+	// reply, logged at Info to TraceLogger. Lines a session sent before
+	// it named the user are included. Empty traces nobody.
+	TraceUser string
+	// TraceLogger receives the trace; nil means Logger.
+	TraceLogger *slog.Logger
 }
 
 // LoginGuard is the brute-force defence (package auth/penalty): it counts
@@ -131,10 +139,12 @@ const (
 
 // Server serves POP3 on any number of listeners.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
+	// cur is the configuration new sessions take. Each session keeps
+	// the one it started with, so Reconfigure never changes a limit or
+	// a certificate under a session in flight, and no session needs a
+	// lock to read its settings.
+	cur    atomic.Pointer[settings]
 	logins *loginTracker
-	sasl   *sasl.Server
 
 	// ctx is cancelled by Close: it ends backend calls of every session.
 	ctx    context.Context
@@ -151,9 +161,56 @@ type Server struct {
 	panics atomic.Int64
 }
 
+// settings is a checked Config with its defaults filled in, and what is
+// built from it: one immutable snapshot, shared by the sessions that
+// started under it.
+type settings struct {
+	Config
+	log   *slog.Logger
+	trace *slog.Logger
+	sasl  *sasl.Server
+}
+
 // New checks cfg, fills in defaults and returns a Server. It fails when
 // the configuration asks for something the backends cannot do.
 func New(cfg Config) (*Server, error) {
+	st, err := newSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		logins:     newLoginTracker(),
+		ctx:        ctx,
+		cancel:     cancel,
+		listeners:  make(map[net.Listener]struct{}),
+		conns:      make(map[*conn]struct{}),
+		perNetwork: make(map[string]int),
+	}
+	s.cur.Store(st)
+	return s, nil
+}
+
+// Reconfigure checks cfg as New does and makes it the configuration of
+// every session that starts from now on; sessions in flight keep the
+// one they started with. On error the current configuration stays.
+// Connection limits apply to new connections at once: lowering
+// MaxConnections closes nothing, but admits nobody until the count is
+// below the new limit.
+func (s *Server) Reconfigure(cfg Config) error {
+	st, err := newSettings(cfg)
+	if err != nil {
+		return err
+	}
+	s.cur.Store(st)
+	return nil
+}
+
+// settings returns the configuration for a session starting now.
+func (s *Server) settings() *settings { return s.cur.Load() }
+
+// newSettings checks cfg and fills in the defaults.
+func newSettings(cfg Config) (*settings, error) {
 	if cfg.Auth == nil || cfg.Store == nil {
 		return nil, errors.New("pop3server: Auth and Store are required")
 	}
@@ -205,18 +262,11 @@ func New(cfg Config) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
-		cfg:        cfg,
-		log:        logger,
-		logins:     newLoginTracker(),
-		sasl:       saslServer,
-		ctx:        ctx,
-		cancel:     cancel,
-		listeners:  make(map[net.Listener]struct{}),
-		conns:      make(map[*conn]struct{}),
-		perNetwork: make(map[string]int),
-	}, nil
+	trace := cfg.TraceLogger
+	if trace == nil {
+		trace = logger
+	}
+	return &settings{Config: cfg, log: logger, trace: trace, sasl: saslServer}, nil
 }
 
 func setDefault[T int | time.Duration](v *T, def T) {
@@ -233,7 +283,7 @@ func (s *Server) Serve(l net.Listener) error {
 
 // ServeTLS accepts implicit-TLS connections (RFC 8314, port 995) on l.
 func (s *Server) ServeTLS(l net.Listener) error {
-	if s.cfg.TLS == nil {
+	if s.settings().TLS == nil {
 		return errors.New("pop3server: ServeTLS needs Config.TLS")
 	}
 	return s.serve(l, true)
@@ -257,7 +307,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				s.settings().log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
 				time.Sleep(backoff)
 				continue
 			}
@@ -265,9 +315,15 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		}
 		backoff = 0
 		c := s.newConn(nc, implicitTLS)
+		if implicitTLS && c.cfg.TLS == nil {
+			// Reconfigured without a certificate: nothing to offer.
+			c.log.Error("implicit TLS connection but no certificate is configured")
+			nc.Close()
+			continue
+		}
 		if reason := s.admit(c); reason != "" {
-			s.log.Warn("connection refused", "remote", c.remote, "reason", reason)
-			go refuse(nc, reason, s.cfg.WriteTimeout)
+			c.log.Warn("connection refused", "reason", reason)
+			go refuse(nc, reason, c.cfg.WriteTimeout)
 			continue
 		}
 		go c.serve()
@@ -316,9 +372,9 @@ func (s *Server) admit(c *conn) string {
 	switch {
 	case s.closed:
 		return "server shutting down"
-	case len(s.conns) >= s.cfg.MaxConnections:
+	case len(s.conns) >= c.cfg.MaxConnections:
 		return "too many connections"
-	case s.perNetwork[c.network] >= s.cfg.MaxConnectionsPerIP:
+	case s.perNetwork[c.network] >= c.cfg.MaxConnectionsPerIP:
 		return "too many connections from your address"
 	}
 	s.conns[c] = struct{}{}

@@ -186,10 +186,16 @@ func (c *conn) send(i, bodyLines int) error {
 		// The +OK is out: the reply cannot be ended honestly.
 		return fmt.Errorf("%w: message %d after %d octets: %v", errConnBroken, i+1, n, err)
 	}
+	if bodyLines >= 0 {
+		c.stats.top++
+		c.stats.topOctets += int64(n)
+	}
 	if whole {
 		c.retrieved[i] = true
-		c.stats.retrieved++
-		c.stats.retrievedOctets += size
+		if bodyLines < 0 {
+			c.stats.retrieved++
+			c.stats.retrievedOctets += size
+		}
 	}
 	return nil
 }
@@ -283,7 +289,7 @@ func (c *conn) update() error {
 	c.state = update
 	var deleted, retrieved []int
 	now := time.Now()
-	expire := c.srv.cfg.ExpireDays
+	expire := c.cfg.ExpireDays
 	for i, m := range c.messages {
 		if c.retrieved[i] {
 			retrieved = append(retrieved, i)
@@ -308,5 +314,8 @@ func (c *conn) update() error {
 		return pop3.ErrCode(pop3.CodeSysTemp, "some deleted messages not removed")
 	}
 	c.stats.deleted = len(deleted)
+	for _, i := range deleted {
+		c.stats.deletedOctets += c.messages[i].Size
+	}
 	return c.ok(fmt.Sprintf("bye (%d messages deleted)", len(deleted)))
 }
