@@ -11,28 +11,43 @@ import (
 
 // Store is the [store] table: which store keeps the maildrops.
 type Store struct {
-	// Backend is "maildir" (the [maildir] table: one machine) or
-	// "postgres" (the [postgres] table: any number of nodes on one
-	// database).
+	// Backend is `"maildir"` (the [maildir] table: one machine, no other
+	// process needed) or `"postgres"` (the [postgres] database: any number
+	// of `postoffice serve` nodes behind a load balancer share it; see
+	// docs/cluster.md). `postoffice migrate` copies maildrops between the
+	// two.
 	Backend string `toml:"backend"`
 }
 
 // Postgres is the [postgres] table: the database of store.backend and
-// users.backend "postgres" (packages store/postgres and auth/pgusers).
+// users.backend "postgres" (packages store/postgres and auth/pgusers). Create
+// its schema, and upgrade it after installing a new release, with `postoffice
+// db migrate`; the server refuses to start on a schema of another version.
 type Postgres struct {
-	// DSN is the connection string ("host=db1 dbname=postoffice
-	// user=postoffice" or a postgres:// URL).
+	// DSN is the connection string, as libpq takes it:
+	// `"host=db1.example.org dbname=postoffice user=postoffice
+	// sslmode=verify-full"` or `"postgres://postoffice@db1/postoffice"`.
+	// Several hosts with `target_session_attrs=read-write` follow a
+	// fail-over. Required, or `dsn_file`, when a backend is `"postgres"`;
+	// not both.
 	DSN string `toml:"dsn"`
-	// DSNFile names a file holding the connection string instead, so
+	// DSNFile names a file whose first line is the connection string, so
 	// that a password in it need not be in this file.
 	DSNFile string `toml:"dsn_file"`
-	// MaxConns bounds the connections each node opens.
+	// MaxConns bounds the connections each node opens, from 1 to 10000.
+	// Sessions hold one only while a command runs, so a few dozen serve
+	// thousands of sessions; the database's max_connections must cover
+	// every node's `max_conns`.
 	MaxConns int `toml:"max_conns"`
-	// Lease is how long a maildrop's session lock lasts without renewal,
-	// so that the locks of a node that died expire.
+	// Lease is how long a maildrop's session lock lasts without renewal;
+	// each node renews its sessions' locks every third of it, in one
+	// statement. A node that dies (or loses the database) for longer than
+	// this loses its locks, and its users can log in on another node. From
+	// `"2s"` to `"1h"`.
 	Lease Duration `toml:"lease"`
-	// AcquireTimeout is how long an operation waits for a free
-	// connection before the client gets a temporary error.
+	// AcquireTimeout is how long an operation waits for a free connection
+	// (or for a new one) before giving up with a temporary error: `-ERR
+	// [SYS/TEMP]` for POP3, `451` for LMTP. From `"10ms"` to `"1m"`.
 	AcquireTimeout Duration `toml:"acquire_timeout"`
 }
 

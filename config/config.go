@@ -60,20 +60,26 @@ type Config struct {
 	Admin Admin `toml:"admin"`
 }
 
-// Server is the [server] table.
+// Server is the [server] table: the server's identity and lifetime.
 type Server struct {
-	// Hostname appears in the greeting and in APOP timestamps. Empty in
-	// the file means os.Hostname(); after Load it is never empty.
+	// Hostname is the host name in the greeting and in APOP timestamps
+	// (`<pid.clock@hostname>`, RFC 1939 §7): letters, digits, `-` and `_`
+	// in dot-separated labels, at most 253 characters. Empty means the
+	// system's host name, or `localhost` if the system has none; after
+	// Load it is never empty.
 	Hostname string `toml:"hostname"`
-	// Implementation is the RFC 2449 IMPLEMENTATION capability text;
-	// empty hides it, which some operators prefer so as not to advertise
-	// the server software.
+	// Implementation is the text of the IMPLEMENTATION capability (RFC
+	// 2449 §6.9). Empty hides it, for operators who prefer not to
+	// advertise their software. Printable ASCII, at most 495 characters
+	// (what a 512-octet CAPA line leaves, RFC 2449 §4).
 	Implementation string `toml:"implementation"`
-	// ShutdownTimeout is how long a graceful shutdown waits for sessions
-	// to end before closing them.
+	// ShutdownTimeout is how long a graceful shutdown (SIGTERM or SIGINT)
+	// waits for sessions to finish before closing them; a session closed
+	// this way applies none of its deletions. More than 0.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
-	// StateDir is reserved for server state. It is required now so that
-	// a future release that uses it does not break existing files.
+	// StateDir is the directory for server state. Reserved: not used yet,
+	// but required so that a release that uses it will not break existing
+	// files.
 	StateDir string `toml:"state_dir"`
 }
 
@@ -87,150 +93,238 @@ type Log struct {
 	File string `toml:"file"`
 }
 
-// POP3 is the [pop3] table.
+// POP3 is the [pop3] table: the POP3 listeners and the protocol policy.
 type POP3 struct {
-	// Listen lists host:port addresses for plain POP3, upgraded with STLS
-	// (RFC 2595) when TLS is configured. Empty disables plain POP3.
+	// Listen lists the addresses for plain POP3 (RFC 1939). When [tls] has
+	// a certificate, these listeners offer STLS (RFC 2595) to upgrade the
+	// connection. Each entry is `host:port`: an IP address (IPv6 in
+	// brackets) or a host name, or nothing for every address (`":110"`),
+	// and a port from 1 to 65535. `[]` disables plain POP3.
 	Listen []string `toml:"listen"`
-	// ListenTLS lists host:port addresses for implicit TLS (RFC 8314,
-	// port 995). It requires TLS.Cert and TLS.Key. Empty disables it.
+	// ListenTLS lists the addresses for implicit TLS, where TLS starts
+	// before the first POP3 byte (RFC 8314, port 995). It needs `tls.cert`
+	// and `tls.key`; `[]` disables it. An address may appear only once
+	// across `listen` and `listen_tls`, and at least one of the two lists
+	// must be non-empty.
 	ListenTLS []string `toml:"listen_tls"`
-	// ProxyProtocolFrom lists the addresses and CIDR prefixes of load
-	// balancers whose connections start with a PROXY protocol header
-	// (v1 or v2) naming the real client; see Config.ProxyNetworks.
+	// ProxyProtocolFrom lists the load balancers whose connections start
+	// with a PROXY protocol header, version 1 or 2, naming the real
+	// client: addresses (`"10.0.0.5"`) and CIDR prefixes
+	// (`"2001:db8:1::/64"`), host bits zero. A connection from one of them
+	// must send the header (one without is closed); its client address is
+	// then the one the header names, in the log, for
+	// `limits.max_connections_per_ip`, the `auth.penalty_*` delays,
+	// `auth.trusted_networks` and the loopback checks. A connection from
+	// anywhere else is served directly, and one that starts with a PROXY
+	// header is closed: a forged header is never believed. Applies to
+	// `listen` and `listen_tls`; see docs/cluster.md.
 	ProxyProtocolFrom []string `toml:"proxy_protocol_from"`
-	// AllowInsecureAuth permits USER/PASS and APOP on unencrypted
-	// connections from non-loopback addresses, which RFC 2595 §2.1 and
-	// RFC 8314 advise against.
+	// AllowInsecureAuth allows USER/PASS and APOP, and offers the
+	// plaintext SASL mechanisms, on unencrypted connections from
+	// non-loopback addresses. RFC 2595 §2.1 and RFC 8314 advise against
+	// it: passwords would cross the network in the clear. Loopback
+	// connections are always allowed.
 	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
-	// APOP enables the RFC 1939 §7 APOP command and the greeting
-	// timestamp it needs.
+	// APOP enables the APOP command (RFC 1939 §7) and the timestamp in the
+	// greeting it needs. APOP needs the plaintext-equivalent secret on the
+	// server, so it works only for users whose passwd-file entry keeps one
+	// (hashed schemes such as ARGON2ID cannot); the server refuses to
+	// start if the user database cannot verify APOP digests at all.
 	APOP bool `toml:"apop"`
-	// Expire is the RFC 2449 EXPIRE policy; see Config.ExpireDays.
+	// Expire is the EXPIRE capability (RFC 2449 §6.7): `"never"` keeps
+	// messages until the client deletes them; a whole number of days from
+	// 0 to 36500 (written `30` or `"30"`) deletes a message that many days
+	// after its first retrieval, and 0 deletes retrieved messages when the
+	// session ends with QUIT.
 	Expire Expire `toml:"expire"`
-	// LoginDelay is the RFC 2449 LOGIN-DELAY: the minimum time between two
-	// logins of one user, in whole seconds. 0 disables it.
+	// LoginDelay is the LOGIN-DELAY capability (RFC 2449 §6.5): the
+	// minimum time between two logins of one user. Whole seconds only,
+	// since the capability announces seconds; `"0s"` disables it.
 	LoginDelay Duration `toml:"login_delay"`
 }
 
-// TLS is the [tls] table.
+// TLS is the [tls] table: the certificate for STLS and implicit TLS. `cert`
+// and `key` are set together or not at all; without them STLS is not offered
+// and `pop3.listen_tls` must be `[]`. See docs/tls.md.
 type TLS struct {
-	// Cert is the PEM certificate chain file, leaf first.
+	// Cert is the PEM certificate chain file, leaf certificate first.
 	Cert string `toml:"cert"`
-	// Key is the PEM private key file for Cert.
+	// Key is the PEM private key file of the certificate.
 	Key string `toml:"key"`
-	// MinVersion is "1.2" or "1.3"; see Config.TLSMinVersion.
+	// MinVersion is the oldest TLS version accepted: `"1.2"` or `"1.3"`.
+	// TLS 1.0 and 1.1 are always refused (RFC 8996 deprecates them).
 	MinVersion string `toml:"min_version"`
-	// ClientCA is a PEM file of certificate authorities whose client
-	// certificates the server accepts for SASL EXTERNAL; "" asks for
-	// none.
+	// ClientCA is a PEM file of the certificate authorities whose client
+	// certificates are accepted for SASL EXTERNAL; the certificate's first
+	// e-mail address (or else its common name) is the user name. Empty: no
+	// client certificate is asked for.
 	ClientCA string `toml:"client_ca"`
 }
 
-// Limits is the [limits] table. Its field names match pop3server.Config.
+// Limits is the [limits] table: resource bounds and timeouts of POP3 sessions.
+// Its field names match pop3server.Config.
 type Limits struct {
-	// MaxConnections bounds simultaneous connections.
+	// MaxConnections bounds the simultaneous POP3 connections in total; at
+	// least 1.
 	MaxConnections int `toml:"max_connections"`
-	// MaxConnectionsPerIP bounds simultaneous connections from one address.
+	// MaxConnectionsPerIP bounds the simultaneous connections from one
+	// address (IPv6 addresses are grouped by /64); from 1 to
+	// `max_connections`.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
-	// MaxLineLength bounds a command line including CRLF; RFC 2449 §4
-	// requires at least 255.
+	// MaxLineLength bounds a command line, CRLF included: from 255 (RFC
+	// 2449 §4 raises RFC 1939's limit to 255 octets) to 65536. Longer
+	// lines are refused without being buffered.
 	MaxLineLength int `toml:"max_line_length"`
-	// MaxBadCommands closes a session after that many -ERR replies.
+	// MaxBadCommands closes a session after that many `-ERR` replies; at
+	// least 1.
 	MaxBadCommands int `toml:"max_bad_commands"`
-	// IdleTimeout is the inactivity autologout timer; RFC 1939 §3
-	// requires at least 10 minutes.
+	// IdleTimeout is the inactivity autologout timer; RFC 1939 §3 requires
+	// at least 10 minutes.
 	IdleTimeout Duration `toml:"idle_timeout"`
-	// WriteTimeout bounds each write to a client.
+	// WriteTimeout is the deadline of each write to a client; more than 0.
 	WriteTimeout Duration `toml:"write_timeout"`
-	// TLSHandshakeTimeout bounds a TLS handshake.
+	// TLSHandshakeTimeout is the deadline of a TLS handshake; more than 0.
 	TLSHandshakeTimeout Duration `toml:"tls_handshake_timeout"`
 	// AuthFailureDelay is the pause before answering a failed login, which
-	// slows down password guessing. 0 is allowed but unsafe.
+	// slows down password guessing: from `"0s"` to `"60s"`. `"0s"` is
+	// allowed for tests and trusted networks but is unsafe on the
+	// Internet. It comes before the growing delays of [auth].
 	AuthFailureDelay Duration `toml:"auth_failure_delay"`
 }
 
-// Users is the [users] table.
+// Users is the [users] table: the user database.
 type Users struct {
-	// Backend is the user database: "passwd-file" or "postgres" (the
-	// users table of [postgres]).
+	// Backend is the user database: `"passwd-file"` (`passwd_file`) or
+	// `"postgres"` (the users table of the [postgres] database, with the
+	// same password schemes; see docs/cluster.md).
 	Backend string `toml:"backend"`
-	// PasswdFile is the Dovecot-compatible passwd-file.
+	// PasswdFile is the Dovecot-compatible passwd-file
+	// (`user:{SCHEME}hash:uid:gid::home::extra`). Required when `backend`
+	// is `"passwd-file"`.
 	PasswdFile string `toml:"passwd_file"`
-	// DefaultScheme is the password scheme `postoffice user add` and
-	// `postoffice user passwd` hash new passwords with.
+	// DefaultScheme is the scheme `postoffice user add` and `postoffice
+	// user passwd` hash new passwords with: ARGON2ID, SHA512-CRYPT,
+	// BLF-CRYPT, SSHA512, SCRAM-SHA-256 or SCRAM-SHA-1, spelled exactly
+	// so. Existing entries keep their scheme. The SCRAM schemes store what
+	// the SASL SCRAM-SHA-256 and SCRAM-SHA-1 mechanisms need (RFC 5802,
+	// RFC 7677) in Dovecot's format, with 10000 iterations, and also work
+	// with USER/PASS and PLAIN; choose them only for users whose clients
+	// speak SCRAM, because ARGON2ID resists guessing far better if the
+	// file leaks.
 	DefaultScheme string `toml:"default_scheme"`
 }
 
-// Maildir is the [maildir] table.
+// Maildir is the [maildir] table: where the maildrops of store.backend
+// "maildir" live.
 type Maildir struct {
-	// Location is the maildrop path template. Placeholders {user},
-	// {localpart}, {domain} and {home} are replaced per user; {home} may
-	// only start the template.
+	// Location is where each user's maildrop is, as a template: `{user}`
+	// is the login name, `{localpart}` and `{domain}` its parts around `@`
+	// (`{domain}` is empty without one), `{home}` the home directory from
+	// the user database. The template must contain `{user}`, `{localpart}`
+	// or `{home}` (otherwise users would share a maildrop), `{home}` may
+	// only start it, and it must be an absolute path once expanded: it
+	// starts with `/` or `{home}`. A passwd-file entry's `userdb_mail`
+	// overrides it for that user.
 	Location string `toml:"location"`
-	// LockLease is how long a maildrop lock stays valid without being
-	// renewed, so that a crashed server's locks expire.
+	// LockLease is how long a maildrop lock stays valid without renewal,
+	// so that the locks of a crashed server expire. At least `"10s"`.
 	LockLease Duration `toml:"lock_lease"`
 }
 
-// Auth is the [auth] table: the growing delay that slows down password
-// guessing (package auth/penalty), in the spirit of Dovecot's auth
-// penalty.
+// Auth is the [auth] table: the SASL mechanisms AUTH offers (RFC 5034) and the
+// growing delay that slows down password guessing (package auth/penalty);
+// docs/configuration.md explains how the delay grows.
 type Auth struct {
-	// Mechanisms are the SASL mechanisms AUTH offers (RFC 5034), in
-	// order. PLAIN, LOGIN and the OAuth ones are offered only where
-	// plaintext authentication is allowed.
+	// Mechanisms are the SASL mechanisms offered, in order: PLAIN, LOGIN,
+	// CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256, SCRAM-SHA-256-PLUS,
+	// OAUTHBEARER, XOAUTH2, EXTERNAL. PLAIN, LOGIN, OAUTHBEARER and
+	// XOAUTH2 are offered only where plaintext authentication is allowed
+	// (TLS, loopback, or `pop3.allow_insecure_auth`). CRAM-MD5 works only
+	// for users stored with a plaintext scheme, and the SCRAM mechanisms
+	// only for users stored with that SCRAM scheme or a plaintext one:
+	// offer them only if your users' passwords are stored that way,
+	// because clients such as curl and fetchmail pick CRAM-MD5 by
+	// themselves when it is offered. OAUTHBEARER and XOAUTH2 need [oauth];
+	// EXTERNAL needs `tls.client_ca`; SCRAM-SHA-256-PLUS (channel binding)
+	// needs TLS.
 	Mechanisms []string `toml:"mechanisms"`
-	// Timeout bounds one AUTH exchange.
+	// Timeout bounds one AUTH exchange, from `"1s"` to `"10m"`: a client
+	// that stops answering challenges is disconnected.
 	Timeout Duration `toml:"timeout"`
-	// PenaltyBase is the delay after the first failure; it doubles with
-	// each further failure up to PenaltyMax. 0 disables the penalty.
+	// PenaltyBase is the delay after the first failure, from `"0s"` to
+	// `"1m"`; it doubles with each further failure up to `penalty_max`.
+	// `"0s"` disables the penalty.
 	PenaltyBase Duration `toml:"penalty_base"`
-	// PenaltyMax caps the delay.
+	// PenaltyMax is the longest delay, from `penalty_base` to `"1m"`.
 	PenaltyMax Duration `toml:"penalty_max"`
 	// PenaltyWindow is how long failures are remembered after the last
-	// one.
+	// one: from `"1m"` to `"24h"`.
 	PenaltyWindow Duration `toml:"penalty_window"`
-	// TrustedNetworks lists addresses and CIDR prefixes that are never
-	// delayed, such as a webmail front end; see Config.TrustedNetworks.
+	// TrustedNetworks lists addresses (`"192.0.2.10"`) and CIDR prefixes
+	// (`"2001:db8:1::/48"`) whose logins are never delayed nor counted,
+	// such as a webmail front end that logs in for many users. Host bits
+	// must be zero (`"192.0.2.0/24"`, not `"192.0.2.1/24"`).
 	TrustedNetworks []string `toml:"trusted_networks"`
-	// MaxTracked bounds the number of addresses and user names
-	// remembered at once, which bounds the memory the defence takes.
+	// MaxTracked bounds the addresses and user names remembered at once,
+	// from 1000 to 10000000; when full, the one whose last failure is
+	// oldest is forgotten. Each takes a few hundred bytes, so the default
+	// bounds the memory at a few tens of MiB.
 	MaxTracked int `toml:"max_tracked"`
 }
 
-// OAuth is the [oauth] table: how bearer tokens are checked (package
-// auth/oauth).
+// OAuth is the [oauth] table: how the OAuth 2.0 bearer tokens of SASL
+// OAUTHBEARER (RFC 7628) and XOAUTH2 are checked (package auth/oauth);
+// docs/configuration.md describes the two modes.
 type OAuth struct {
-	// Mode is "none" (no OAuth), "introspection" (RFC 7662: ask the
-	// authorization server about each token) or "jwks" (verify JWT
-	// access tokens, RFC 9068, with the server's published keys).
+	// Mode is `"none"` (no OAuth), `"introspection"` (RFC 7662: ask the
+	// authorization server about each token) or `"jwks"` (verify JWT
+	// access tokens, RFC 9068, with the keys the authorization server
+	// publishes).
 	Mode string `toml:"mode"`
-	// IntrospectionURL is the RFC 7662 introspection endpoint.
+	// IntrospectionURL is the RFC 7662 introspection endpoint. Required
+	// with `"introspection"`. Must be `https://`, except to a loopback
+	// address.
 	IntrospectionURL string `toml:"introspection_url"`
-	// ClientID and ClientSecret authenticate this server to the
-	// introspection endpoint (HTTP Basic, RFC 6749 §2.3.1).
+	// ClientID is this server's client ID at the authorization server,
+	// which it authenticates with to the introspection endpoint (HTTP
+	// Basic, RFC 6749 §2.3.1). Required with `"introspection"`.
 	ClientID string `toml:"client_id"`
-	// ClientSecret is the client secret, written in the file.
+	// ClientSecret is the client secret, written in this file. With
+	// `"introspection"`, set it or `client_secret_file`, not both.
 	ClientSecret string `toml:"client_secret"`
-	// ClientSecretFile names a file holding the client secret instead,
-	// so that the configuration file can be world-readable.
+	// ClientSecretFile names a file holding the client secret (one line)
+	// instead, so that the configuration file need not be secret.
 	ClientSecretFile string `toml:"client_secret_file"`
-	// JWKSURL is the authorization server's JSON Web Key Set.
+	// JWKSURL is the authorization server's JSON Web Key Set (`jwks_uri`
+	// in its metadata). Required with `"jwks"`. Must be `https://`, except
+	// to a loopback address.
 	JWKSURL string `toml:"jwks_url"`
-	// Issuer is the required "iss" claim.
+	// Issuer is the required `iss` claim, exactly as the authorization
+	// server writes it. Required with `"jwks"`; checked when set with
+	// `"introspection"`.
 	Issuer string `toml:"issuer"`
-	// Audience is a value the "aud" claim must contain.
+	// Audience is a value the `aud` claim (a string or a list) must
+	// contain: the identifier the authorization server gives this mail
+	// server. Required with `"jwks"`, since RFC 9068 §4 requires the
+	// check; checked when set with `"introspection"`.
 	Audience string `toml:"audience"`
-	// RequiredScope is a scope the token must carry, or "".
+	// RequiredScope is a scope every token must carry (one RFC 6749 §3.3
+	// scope token), or `""` for none. A token without it is refused with
+	// `insufficient_scope`.
 	RequiredScope string `toml:"required_scope"`
-	// UsernameClaim names the claim that holds the user name; "" means
-	// "username" in introspection mode and "sub" in jwks mode.
+	// UsernameClaim names the claim that holds the user name; `""` means
+	// `"username"` with `"introspection"` (RFC 7662 §2.2) and `"sub"` with
+	// `"jwks"`. Use `"preferred_username"` or `"email"` only if the
+	// authorization server does not let users change them (an `email`
+	// claim is refused when `email_verified` is false).
 	UsernameClaim string `toml:"username_claim"`
-	// Timeout bounds each request to the authorization server.
+	// Timeout is the deadline of each request to the authorization server,
+	// up to `"1m"`. A request that fails or times out is a temporary
+	// error, not a failed login.
 	Timeout Duration `toml:"timeout"`
-	// CacheTTL is how long a valid introspection answer is reused (never
-	// past the token's expiry); 0 asks every time.
+	// CacheTTL is how long a valid introspection answer is reused, from
+	// `"0s"` (ask every time) to `"1h"`, never past the token's expiry.
+	// Tokens are kept only as SHA-256 digests.
 	CacheTTL Duration `toml:"cache_ttl"`
 }
 

@@ -11,59 +11,89 @@ import (
 	"time"
 )
 
-// LMTP is the [lmtp] table: the RFC 2033 listener that mail transfer
-// agents (Postfix, Exim) hand mail to. With neither listen nor socket set
-// (the default) there is no LMTP listener: LMTP has no authentication, so
-// whoever can connect can put mail into any maildrop, and the
-// administrator decides who can.
+// LMTP is the [lmtp] table: the RFC 2033 listener that mail transfer agents
+// (Postfix, Exim) hand mail to; see docs/delivery.md. It is off by default:
+// with neither `listen` nor `socket` set there is no LMTP listener. LMTP has
+// no authentication, so whoever can connect can put mail into any maildrop:
+// prefer the Unix socket, whose permissions decide who may deliver, or a
+// loopback address.
 type LMTP struct {
-	// Listen lists TCP addresses (host:port) to accept LMTP on.
+	// Listen lists TCP addresses (`host:port`, as in `pop3.listen`) to
+	// accept LMTP on, such as `["127.0.0.1:24"]`. Not shared with
+	// `pop3.listen` or `pop3.listen_tls`.
 	Listen []string `toml:"listen"`
-	// Socket is a Unix socket path to accept LMTP on, or "".
+	// Socket is a Unix socket path to accept LMTP on, such as
+	// `"/var/spool/postfix/private/postoffice-lmtp"` (inside Postfix's
+	// chroot), or `""`. A stale socket left by a crashed server is
+	// replaced; a socket another process is listening on is an error. At
+	// most 107 octets.
 	Socket string `toml:"socket"`
-	// SocketMode is the socket's permission bits, in octal ("0660").
+	// SocketMode is the socket's permission bits, in octal.
 	SocketMode string `toml:"socket_mode"`
-	// SocketGroup is the group the socket is given (such as "postfix"),
-	// or "" to keep the server's.
+	// SocketGroup is the group the socket is given, such as `"postfix"`
+	// (so that Postfix's lmtp client may connect with `socket_mode =
+	// "0660"`), or `""` to keep the server's group. Another group needs
+	// root or membership of it.
 	SocketGroup string `toml:"socket_group"`
-	// MaxConnections bounds simultaneous LMTP connections.
+	// MaxConnections bounds the simultaneous LMTP connections; more wait
+	// in the kernel's queue until one ends. At least 1.
 	MaxConnections int `toml:"max_connections"`
-	// MaxRecipients bounds the recipients of one transaction.
+	// MaxRecipients bounds the recipients of one transaction (`452 4.5.3`
+	// for more; the client sends the rest in another): from 100 (RFC 5321
+	// §4.5.3.1.8) to 100000.
 	MaxRecipients int `toml:"max_recipients"`
 	// ReadTimeout is how long the server waits for the client's next
-	// octets (refreshed at every read, so a slow but alive sender is
-	// never cut off in the middle of a long message).
+	// octets, refreshed at every read, so that a slow but alive sender is
+	// never cut off in the middle of a long message. RFC 5321 §4.5.3.2
+	// suggests 5 minutes. At least `"1s"`.
 	ReadTimeout Duration `toml:"read_timeout"`
-	// WriteTimeout is the deadline of each reply.
+	// WriteTimeout is the deadline of each reply. At least `"1s"`.
 	WriteTimeout Duration `toml:"write_timeout"`
 	// ProxyProtocolFrom lists the load balancers whose LMTP connections
-	// start with a PROXY protocol header, as pop3.proxy_protocol_from.
+	// start with a PROXY protocol header, as `pop3.proxy_protocol_from`;
+	// the client address goes into the Received field and the log. Applies
+	// to `listen` (TCP).
 	ProxyProtocolFrom []string `toml:"proxy_protocol_from"`
 }
 
-// Delivery is the [delivery] table: the rules every delivery follows,
-// through LMTP or "postoffice deliver".
+// Delivery is the [delivery] table: the rules every delivery follows, through
+// LMTP or `postoffice deliver` alike. A message is also refused when it
+// contains a NUL octet or a line longer than 1000 octets (RFC 5321
+// §4.5.3.1.6), and when it already carries a Delivered-To field with its
+// recipient's address (a mail loop).
 type Delivery struct {
-	// Recipient is how an address names a user: "localpart" (the part
-	// before '@') or "address" (the whole address).
+	// Recipient is how a recipient address names a user: `"localpart"`
+	// (the part before `@`: `alice@example.org` is user `alice`) or
+	// `"address"` (the whole address, with the domain in lower case).
 	Recipient string `toml:"recipient"`
-	// Domains lists the domains accepted; empty accepts any domain (the
-	// MTA has already decided the mail is for this server).
+	// Domains lists the domains whose addresses are accepted, such as
+	// `["example.org"]`; others are refused with `550 5.1.2`. `[]` accepts
+	// every domain, which suits an MTA that routes only its own domains
+	// here. Host names, each once.
 	Domains []string `toml:"domains"`
 	// DetailDelimiter lists the characters that start an address
-	// extension ("alice+lists"), which is stripped to find the user;
-	// "" disables extensions.
+	// extension: `alice+lists@example.org` goes to `alice` when no user
+	// `alice+lists` exists. Each character is a delimiter (`"+-"` allows
+	// both); `""` disables extensions. Made of `+`, `-`, `_` and `=`.
 	DetailDelimiter string `toml:"detail_delimiter"`
-	// MaxMessageSize is the largest message accepted, in octets.
+	// MaxMessageSize is the largest message accepted, in octets (50 MiB by
+	// default), announced in LMTP's SIZE; larger ones are refused with
+	// `552 5.3.4` (exit code 65 for `postoffice deliver`). From 1024 to
+	// 2147483648.
 	MaxMessageSize int `toml:"max_message_size"`
 }
 
-// Quota is the [quota] table: per-user limits, checked at delivery.
+// Quota is the [quota] table: per-user limits, checked when mail arrives: at
+// RCPT when the current usage or the size announced with `MAIL FROM ... SIZE=`
+// already exceeds them, and again once the message is read. A delivery over
+// quota is refused with `552 5.2.2` (exit code 73 for `postoffice deliver`).
+// Concurrent deliveries may together overshoot a limit by a few messages.
 type Quota struct {
-	// Storage bounds the octets one maildrop may hold (sizes as POP3
-	// announces them); 0 means no limit.
+	// Storage bounds the octets one maildrop may hold, counting each
+	// message at its POP3 size; 0 means no limit.
 	Storage int `toml:"storage"`
-	// Messages bounds the number of messages; 0 means no limit.
+	// Messages bounds the number of messages one maildrop may hold; 0
+	// means no limit.
 	Messages int `toml:"messages"`
 }
 

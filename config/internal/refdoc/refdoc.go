@@ -16,6 +16,7 @@ import (
 	"maps"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -149,17 +150,27 @@ examples, see [configuration.md](configuration.md).
 	for _, t := range tables {
 		fmt.Fprintf(&b, "\n## `[%s]`\n", t.Name)
 		if t.Doc != "" {
-			fmt.Fprintf(&b, "\n%s\n", t.Doc)
+			fmt.Fprintf(&b, "\n%s\n", linkDocs(t.Doc))
 		}
 		for _, s := range t.Settings {
 			fmt.Fprintf(&b, "\n### `%s`\n\n", s.Name)
 			fmt.Fprintf(&b, "Type: %s. Default: `%s`.\n", s.Type, s.Default)
 			if s.Doc != "" {
-				fmt.Fprintf(&b, "\n%s\n", s.Doc)
+				fmt.Fprintf(&b, "\n%s\n", linkDocs(s.Doc))
 			}
 		}
 	}
 	return b.Bytes()
+}
+
+// docPath matches a path into docs/ in a comment, which the comment
+// writes from the repository's root.
+var docPath = regexp.MustCompile(`\bdocs/([a-z0-9-]+\.md)\b`)
+
+// linkDocs turns the docs/ paths in a comment into links relative to the
+// reference, which is in docs/ too.
+func linkDocs(doc string) string {
+	return docPath.ReplaceAllString(doc, "[$1]($1)")
 }
 
 // anchor is the fragment GitHub gives the heading "`[name]`".
