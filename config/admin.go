@@ -16,8 +16,9 @@ import (
 type Admin struct {
 	// Listen is the host:port of the admin listener, such as
 	// "127.0.0.1:9110"; empty disables it. The host must be a loopback
-	// address (127.0.0.0/8, ::1 or "localhost") unless allow_non_loopback
-	// is true.
+	// address (127.0.0.0/8, [::1] or localhost): any other address,
+	// ":9110" and "[::]:9110" included, is refused unless
+	// allow_non_loopback is true.
 	Listen string `toml:"listen"`
 	// AllowNonLoopback permits admin.listen on an address other than
 	// loopback, for a Prometheus server on another machine. Put a
