@@ -231,13 +231,13 @@ func flagsOf(t *testing.T, dir string) []string {
 	return out
 }
 
-// A unique id of another form than Maildir's index keeps (a maildrop
-// imported into PostgreSQL from another server, say) cannot be carried
-// into Maildir: that maildrop is refused, with the reason, rather than
-// copied under new ids.
+// A unique id of another form than the generated one (a maildrop
+// imported into PostgreSQL from another server, say) is carried into
+// Maildir as it is: the index keeps it as an explicit id, and the round
+// trip back to PostgreSQL keeps it too.
 func TestForeignIDToMaildir(t *testing.T) {
 	t.Parallel()
-	pg, back := newPostgres(t), newMaildir(t)
+	pg, back, again := newPostgres(t), newMaildir(t), newPostgres(t)
 	acct := store.Account{Name: "carol"}
 	for i := range 3 {
 		pg.Deliver(t.Context(), acct, strings.NewReader(fmt.Sprintf("Subject: %d\n\nx\n", i)))
@@ -245,11 +245,18 @@ func TestForeignIDToMaildir(t *testing.T) {
 	if _, err := pg.Pool().Exec(t.Context(), "UPDATE messages SET unique_id = 'dovecot-imported-1' WHERE uid = 2"); err != nil {
 		t.Fatal(err)
 	}
+	want := look(t, pg, acct)
+	if want.infos[1].UID != "dovecot-imported-1" {
+		t.Fatalf("fixture: %+v", want.infos)
+	}
 	res, err := Run(t.Context(), Postgres(pg), Maildir(back), []store.Account{acct}, nil)
-	if err != nil || res.Failed["carol"] == nil || !strings.Contains(res.Failed["carol"].Error(), "foreign unique ids") {
-		t.Errorf("Run = %+v, %v; want carol refused for a foreign unique id", res, err)
+	if err != nil || len(res.Failed) != 0 || res.Copied != 3 {
+		t.Fatalf("Run = %+v, %v; want 3 messages copied", res, err)
 	}
-	if res.Copied != 0 {
-		t.Errorf("%d messages copied before the refusal, want none", res.Copied)
+	sameSnapshot(t, look(t, back, acct), want)
+	res, err = Run(t.Context(), Maildir(back), Postgres(again), []store.Account{acct}, nil)
+	if err != nil || len(res.Failed) != 0 || res.Copied != 3 {
+		t.Fatalf("Run back = %+v, %v; want 3 messages copied", res, err)
 	}
+	sameSnapshot(t, look(t, again, acct), want)
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/postoffice-mail/postoffice/store"
 )
 
 // The index is a small text file in the maildir root that remembers what
@@ -18,27 +20,41 @@ import (
 // survives other programs moving a file from new/ to cur/ or changing its
 // flags.
 //
-// Format, version 1 (one record per line, LF-terminated, fields separated
+// Format, version 2 (one record per line, LF-terminated, fields separated
 // by one space, numbers in decimal; see indexappend.go for how Deliver
 // appends records):
 //
-//	postoffice-maildir-index 1
+//	postoffice-maildir-index 2
 //	uidvalidity <n>
 //	nextuid <n>
-//	<uid> <vsize> <received> <first-retrieved> <base name>
+//	<uid> <vsize> <received> <first-retrieved> <unique id> <base name>
 //	...
 //
 // uidvalidity is fixed when the index is created (the Unix time then);
 // nextuid only ever grows, so a uid is never handed out twice, even after
 // its message and record are gone. received and first-retrieved are Unix
-// seconds, first-retrieved 0 meaning never. The base name comes last so it
-// may hold any byte except LF, CR, NUL, '/' and ':'. Records are in
-// ascending uid order, and the whole file is replaced atomically (see
-// writeIndex).
+// seconds, first-retrieved 0 meaning never. The unique id field is "-"
+// for the id this index makes from the uid and uidvalidity (uniqueID),
+// or "=" and an explicit id: one kept from another server (a Dovecot
+// uidlist, a Courier sizelist, an imported mbox), any RFC 1939 §7 id of 1
+// to 70 octets in 0x21..0x7E, frozen with its record for good. The base
+// name comes last so it may hold any byte except LF, CR, NUL, '/' and
+// ':'. Records are in ascending uid order, and the whole file is replaced
+// atomically (see writeIndex).
+//
+// Unique ids are unique in the maildrop: no two explicit ids are equal,
+// and an explicit id that has the generated form of some uid (a Dovecot
+// id kept from a maildrop of the same uidvalidity) keeps nextuid above
+// that uid, so that no later message can be given the same id.
+//
+// Version 1 is version 2 without the unique id field (every id
+// generated). It is still read, and appended to in its own format; the
+// next rewrite of the file (a login that finds new files, a QUIT that
+// deletes) writes version 2.
 const (
 	indexFile    = "postoffice-index"
 	indexMagic   = "postoffice-maildir-index"
-	indexVersion = 1
+	indexVersion = 2
 )
 
 // maxNumber bounds every number in the index, far above any real uid,
@@ -58,7 +74,11 @@ type entry struct {
 	vsize          int64
 	received       int64 // Unix seconds
 	firstRetrieved int64 // Unix seconds, 0 = never
-	base           string
+	// id is the message's explicit unique id, or "" for the one made
+	// from uid and the uidvalidity (index.uniqueID). It is never the
+	// generated id of its own uid (parseIndex and setID normalise that).
+	id   string
+	base string
 }
 
 // newIndex returns the index of a maildrop that had none.
@@ -75,6 +95,42 @@ func (ix *index) uniqueID(uid uint64) string {
 	b := appendHex8(buf[:0], uid)
 	b = appendHex8(b, ix.uidValidity)
 	return string(b)
+}
+
+// idOf is e's unique id: its explicit one, or the generated one.
+func (ix *index) idOf(e *entry) string {
+	if e.id != "" {
+		return e.id
+	}
+	return ix.uniqueID(e.uid)
+}
+
+// appendID appends e's unique id to b.
+func (ix *index) appendID(b []byte, e *entry) []byte {
+	if e.id != "" {
+		return append(b, e.id...)
+	}
+	return appendHex8(appendHex8(b, e.uid), ix.uidValidity)
+}
+
+// generatedUID reports whether id has the form uniqueID gives uids in a
+// maildrop of the given uidvalidity, and for which uid.
+func generatedUID(id string, validity uint64) (uint64, bool) {
+	var buf [16]byte
+	suffix := appendHex8(buf[:0], validity)
+	prefix, ok := strings.CutSuffix(id, string(suffix))
+	if !ok || len(prefix) < 8 || len(prefix) > 16 {
+		return 0, false
+	}
+	uid, err := strconv.ParseUint(prefix, 16, 64)
+	if err != nil || uid == 0 || uid > maxNumber {
+		return 0, false
+	}
+	// Only the one spelling uniqueID writes: upper case, no extra zeros.
+	if string(appendHex8(buf[:0], uid)) != prefix {
+		return 0, false
+	}
+	return uid, true
 }
 
 // appendHex8 appends n as upper-case hex, zero-padded to 8 digits (like
@@ -108,7 +164,12 @@ func parseIndex(data string) (*index, error) {
 	if magic != indexMagic {
 		return nil, errors.New("not a postoffice index file")
 	}
-	if version != strconv.Itoa(indexVersion) {
+	var v2 bool
+	switch version {
+	case "1":
+	case "2":
+		v2 = true
+	default:
 		return nil, fmt.Errorf("unsupported index version %q", version)
 	}
 	// Sized up front: at 100,000 messages, growing the map is a good part
@@ -125,15 +186,23 @@ func parseIndex(data string) (*index, error) {
 		return nil, fmt.Errorf("bad nextuid %d", ix.nextUID)
 	}
 	var lastUID uint64
+	explicit := 0
 	for lineNo := 4; data != ""; lineNo++ {
 		var ok bool
 		line, data, ok = strings.Cut(data, "\n")
 		if !ok {
 			return nil, fmt.Errorf("line %d: truncated", lineNo)
 		}
-		e, err := parseEntry(line)
+		e, err := parseEntry(line, v2)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", lineNo, err)
+		}
+		if e.id != "" {
+			if e.id == ix.uniqueID(e.uid) {
+				e.id = "" // written by hand, or by a future version: one spelling
+			} else {
+				explicit++
+			}
 		}
 		// Records are in uid order, which also rules out duplicates.
 		if e.uid <= lastUID {
@@ -150,7 +219,51 @@ func parseIndex(data string) (*index, error) {
 			ix.nextUID = e.uid + 1
 		}
 	}
+	if explicit > 0 {
+		if err := ix.checkExplicitIDs(explicit); err != nil {
+			return nil, err
+		}
+	}
 	return ix, nil
+}
+
+// checkExplicitIDs checks that the explicit unique ids (n of them) are
+// unique in the maildrop, and raises nextuid above every uid whose
+// generated id one of them has (see the format comment).
+func (ix *index) checkExplicitIDs(n int) error {
+	seen := make(map[string]*entry, n)
+	var byUID map[uint64]*entry
+	for _, e := range ix.entries {
+		if e.id == "" {
+			continue
+		}
+		if other := seen[e.id]; other != nil {
+			return fmt.Errorf("unique id %q of uid %d is also that of uid %d", e.id, e.uid, other.uid)
+		}
+		seen[e.id] = e
+		uid, ok := generatedUID(e.id, ix.uidValidity)
+		if !ok {
+			continue
+		}
+		if byUID == nil {
+			byUID = make(map[uint64]*entry, len(ix.entries))
+			for _, o := range ix.entries {
+				byUID[o.uid] = o
+			}
+		}
+		if other := byUID[uid]; other != nil && other.id == "" {
+			return fmt.Errorf("unique id %q of uid %d is also that of uid %d", e.id, e.uid, other.uid)
+		}
+		ix.reserve(uid)
+	}
+	return nil
+}
+
+// reserve raises nextuid above uid.
+func (ix *index) reserve(uid uint64) {
+	if uid >= ix.nextUID {
+		ix.nextUID = uid + 1
+	}
 }
 
 // headerField reads a "name <number>" header line.
@@ -167,8 +280,10 @@ func headerField(data, name string) (uint64, string, error) {
 	return n, rest, nil
 }
 
-// parseEntry reads "<uid> <vsize> <received> <first-retrieved> <base>".
-func parseEntry(line string) (*entry, error) {
+// parseEntry reads "<uid> <vsize> <received> <first-retrieved> <base>"
+// (version 1) or "<uid> <vsize> <received> <first-retrieved> <unique id>
+// <base>" (version 2, v2 set).
+func parseEntry(line string, v2 bool) (*entry, error) {
 	var nums [4]uint64
 	for i := range nums {
 		field, rest, ok := strings.Cut(line, " ")
@@ -184,6 +299,21 @@ func parseEntry(line string) (*entry, error) {
 	if nums[0] == 0 {
 		return nil, errors.New("uid 0")
 	}
+	var id string
+	if v2 {
+		field, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			return nil, errors.New("too few fields")
+		}
+		if field != "-" {
+			explicit, ok := strings.CutPrefix(field, "=")
+			if !ok || !store.ValidUniqueID(explicit) {
+				return nil, fmt.Errorf("bad unique id field %q", field)
+			}
+			id = explicit
+		}
+		line = rest
+	}
 	if !validBase(line) {
 		return nil, fmt.Errorf("bad base name %q", line)
 	}
@@ -192,6 +322,7 @@ func parseEntry(line string) (*entry, error) {
 		vsize:          int64(nums[1]),
 		received:       int64(nums[2]),
 		firstRetrieved: int64(nums[3]),
+		id:             id,
 		base:           line,
 	}, nil
 }
@@ -227,7 +358,7 @@ func (ix *index) marshal() []byte {
 	b = strconv.AppendUint(b, ix.nextUID, 10)
 	b = append(b, '\n')
 	for _, e := range sorted {
-		b = e.appendTo(b)
+		b = e.appendTo(b, indexVersion)
 	}
 	return b
 }

@@ -54,14 +54,14 @@ func (s *Store) appendRecords(ctx context.Context, root *os.Root, dir string, en
 	}
 	defer f.Close()
 
-	head, size, err := s.indexEnd(f, dir)
+	head, version, size, err := s.indexEnd(f, dir)
 	if err != nil {
 		return 0, nil, fmt.Errorf("index %s/%s: %w", dir, indexFile, err)
 	}
 	var lines []byte
 	for i, e := range entries {
 		e.uid = head.nextUID + uint64(i)
-		lines = e.appendTo(lines)
+		lines = e.appendTo(lines, version)
 	}
 	if err := s.fault("append-index"); err != nil {
 		return 0, nil, err
@@ -107,39 +107,39 @@ func (s *Store) dropRecords(root *os.Root, bases []string) {
 }
 
 // indexEnd reads the header and the last record of an open index file and
-// returns the header, with nextuid raised past the last record, and the
-// size of the file's complete lines. A torn last line (a crashed append)
-// is cut off.
-func (s *Store) indexEnd(f *os.File, dir string) (head *index, size int64, err error) {
+// returns the header, with nextuid raised past the last record, the file's
+// format version (records are appended in it) and the size of the file's
+// complete lines. A torn last line (a crashed append) is cut off.
+func (s *Store) indexEnd(f *os.File, dir string) (head *index, version int, size int64, err error) {
 	info, err := f.Stat()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	size = info.Size()
 	buf := make([]byte, min(size, maxIndexHeader))
 	if _, err := f.ReadAt(buf, 0); err != nil && err != io.EOF {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	head, err = parseHeader(string(buf))
+	head, version, err = parseHeader(string(buf))
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 
 	tailStart := max(0, size-maxIndexTail)
 	tail := make([]byte, size-tailStart)
 	if _, err := f.ReadAt(tail, tailStart); err != nil && err != io.EOF {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	end := strings.LastIndexByte(string(tail), '\n')
 	if end < 0 {
-		return nil, 0, errors.New("no complete line at the end")
+		return nil, 0, 0, errors.New("no complete line at the end")
 	}
 	if end != len(tail)-1 {
 		torn := int64(len(tail) - end - 1)
 		s.logger.Warn("cutting off a torn last index record (an interrupted delivery)",
 			"maildir", dir, "octets", torn)
 		if err := f.Truncate(size - torn); err != nil {
-			return nil, 0, fmt.Errorf("cut torn record: %w", err)
+			return nil, 0, 0, fmt.Errorf("cut torn record: %w", err)
 		}
 		size -= torn
 		tail = tail[:end+1]
@@ -147,42 +147,51 @@ func (s *Store) indexEnd(f *os.File, dir string) (head *index, size int64, err e
 	last := string(tail[:end])
 	last = last[strings.LastIndexByte(last, '\n')+1:]
 	if last != "" && isDigit(last[0]) {
-		e, err := parseEntry(last)
+		e, err := parseEntry(last, version >= 2)
 		if err != nil {
-			return nil, 0, fmt.Errorf("last record: %w", err)
+			return nil, 0, 0, fmt.Errorf("last record: %w", err)
 		}
 		if e.uid >= head.nextUID {
 			head.nextUID = e.uid + 1
 		}
 	}
 	if head.nextUID > maxNumber {
-		return nil, 0, errors.New("uids exhausted")
+		return nil, 0, 0, errors.New("uids exhausted")
 	}
-	return head, size, nil
+	return head, version, size, nil
 }
 
-// parseHeader reads the three header lines at the start of data.
-func parseHeader(data string) (*index, error) {
+// parseHeader reads the three header lines at the start of data, and the
+// format version.
+func parseHeader(data string) (*index, int, error) {
 	line, data, _ := strings.Cut(data, "\n")
-	if line != indexMagic+" "+strconv.Itoa(indexVersion) {
-		return nil, errors.New("not a postoffice index file of a known version")
+	var version int
+	switch line {
+	case indexMagic + " 1":
+		version = 1
+	case indexMagic + " 2":
+		version = 2
+	default:
+		return nil, 0, errors.New("not a postoffice index file of a known version")
 	}
 	ix := &index{}
 	var err error
 	if ix.uidValidity, data, err = headerField(data, "uidvalidity"); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if ix.nextUID, _, err = headerField(data, "nextuid"); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if ix.nextUID == 0 || ix.nextUID > maxNumber {
-		return nil, fmt.Errorf("bad nextuid %d", ix.nextUID)
+		return nil, 0, fmt.Errorf("bad nextuid %d", ix.nextUID)
 	}
-	return ix, nil
+	return ix, version, nil
 }
 
-// appendTo appends the record's line, in the index format.
-func (e *entry) appendTo(b []byte) []byte {
+// appendTo appends the record's line, in the index format of the given
+// version. A record with an explicit unique id has no version 1 form:
+// callers rewrite a version 1 file before adding one.
+func (e *entry) appendTo(b []byte, version int) []byte {
 	b = strconv.AppendUint(b, e.uid, 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, e.vsize, 10)
@@ -191,6 +200,15 @@ func (e *entry) appendTo(b []byte) []byte {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, e.firstRetrieved, 10)
 	b = append(b, ' ')
+	if version >= 2 {
+		if e.id == "" {
+			b = append(b, '-')
+		} else {
+			b = append(b, '=')
+			b = append(b, e.id...)
+		}
+		b = append(b, ' ')
+	}
 	b = append(b, e.base...)
 	return append(b, '\n')
 }

@@ -16,7 +16,9 @@
 //
 // Unique ids have Dovecot's default form (pop3_uidl_format %08Xu%08Xv: the
 // message's uid and the maildrop's UIDVALIDITY in hex), which eases
-// migrations in either direction.
+// migrations in either direction, unless a message came with an id of its
+// own: one kept from another server by an import, which the index stores
+// as it is and never changes.
 //
 // Other programs may deliver, move (new/ to cur/), re-flag or delete
 // messages at any time, also during a POP3 session: a message is known by

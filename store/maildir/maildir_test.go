@@ -38,7 +38,7 @@ func (h harness) RemoveBehind(ctx context.Context, acct store.Account, uid strin
 		return fmt.Errorf("no index: %v", err)
 	}
 	for base, e := range ix.entries {
-		if ix.uniqueID(e.uid) != uid {
+		if ix.idOf(e) != uid {
 			continue
 		}
 		files, err := h.scan(root, dir)

@@ -37,14 +37,9 @@ func (s *Store) Export(ctx context.Context, acct store.Account) (*Export, error)
 	md := sm.(*maildrop)
 	md.mu.Lock()
 	defer md.mu.Unlock()
-	ix := md.snapshotIndex()
-	ex := &Export{md: md, UIDValidity: ix.uidValidity, NextUID: ix.nextUID}
-	byUID := make(map[string]uint64, len(ix.entries))
-	for _, e := range ix.entries {
-		byUID[ix.uniqueID(e.uid)] = e.uid
-	}
+	ex := &Export{md: md, UIDValidity: md.uidValidity, NextUID: md.nextUID}
 	for i, info := range md.infos {
-		m := store.Migrated{Seq: byUID[info.UID], Info: info}
+		m := store.Migrated{Seq: md.uids[i], Info: info}
 		if name := parseName(md.files[i].name); name.hasInfo {
 			m.MaildirInfo = name.info
 		} else if md.files[i].cur {
@@ -66,7 +61,8 @@ type Import struct {
 	s        *Store
 	md       *maildrop
 	validity uint64
-	have     map[uint64]bool // seqs already in the index
+	have     map[uint64]bool   // seqs already in the index
+	ids      map[string]uint64 // unique ids in the index, and their seqs
 	lastSeq  uint64
 	nextUID  uint64
 }
@@ -89,7 +85,8 @@ func (s *Store) BeginImport(ctx context.Context, acct store.Account, uidValidity
 		return nil, err
 	}
 	md := sm.(*maildrop)
-	im := &Import{s: s, md: md, validity: uidValidity, have: make(map[uint64]bool), nextUID: nextUID}
+	im := &Import{s: s, md: md, validity: uidValidity, have: make(map[uint64]bool),
+		ids: make(map[string]uint64), nextUID: nextUID}
 	unlock, err := s.lockIndex(ctx, md.root, md.dir)
 	if err != nil {
 		md.Close()
@@ -115,6 +112,7 @@ func (s *Store) BeginImport(ctx context.Context, acct store.Account, uidValidity
 	}
 	for _, e := range ix.entries {
 		im.have[e.uid] = true
+		im.ids[ix.idOf(e)] = e.uid
 		im.lastSeq = max(im.lastSeq, e.uid)
 	}
 	if err := writeIndex(md.root, ix); err != nil {
@@ -128,10 +126,16 @@ func (s *Store) BeginImport(ctx context.Context, acct store.Account, uidValidity
 func (im *Import) Has(seq uint64) bool { return im.have[seq] }
 
 // Check reports whether the message can be imported with its unique id:
-// only ids of the form this index keeps (number and UIDVALIDITY) can.
+// any RFC 1939 §7 id can, unless another message of the maildrop has it
+// already. An id of the form this index generates for the message's
+// number and the UIDValidity is kept as generated; any other is kept as
+// an explicit id, frozen in the index.
 func (im *Import) Check(m store.Migrated) error {
-	if want := uniqueIDOf(m.Seq, im.validity); m.Info.UID != want {
-		return fmt.Errorf("unique id %q is not of the form this Maildir index keeps (%q): Maildir cannot carry foreign unique ids", m.Info.UID, want)
+	if !store.ValidUniqueID(m.Info.UID) {
+		return fmt.Errorf("unique id %q is not a valid POP3 unique id (RFC 1939 §7: 1 to 70 characters in 0x21..0x7E)", m.Info.UID)
+	}
+	if seq, ok := im.ids[m.Info.UID]; ok && seq != m.Seq {
+		return fmt.Errorf("unique id %q of message number %d is taken by message number %d", m.Info.UID, m.Seq, seq)
 	}
 	return nil
 }
@@ -169,6 +173,9 @@ func (im *Import) Add(ctx context.Context, m store.Migrated, body io.Reader) err
 		dest = dirCur + "/" + name + ":" + m.MaildirInfo
 	}
 	e := &entry{uid: m.Seq, vsize: vsize, received: received.Unix(), base: name}
+	if m.Info.UID != uniqueIDOf(m.Seq, im.validity) {
+		e.id = m.Info.UID
+	}
 	if !m.Info.FirstRetrieved.IsZero() {
 		e.firstRetrieved = m.Info.FirstRetrieved.Unix()
 	}
@@ -184,11 +191,16 @@ func (im *Import) Add(ctx context.Context, m store.Migrated, body io.Reader) err
 		return fmt.Errorf("import: %w", err)
 	}
 	im.have[m.Seq] = true
+	im.ids[m.Info.UID] = m.Seq
 	im.lastSeq = m.Seq
 	return nil
 }
 
 // appendRecord appends one record with its own uid under the index lock.
+// A record whose explicit id has the generated form of a uid not below
+// nextuid rewrites the index instead, with nextuid raised past that uid:
+// a delivery reads nothing but the header and the last record, and must
+// not hand the uid out.
 func (im *Import) appendRecord(ctx context.Context, e *entry) error {
 	s, md := im.s, im.md
 	unlock, err := s.lockIndex(ctx, md.root, md.dir)
@@ -201,14 +213,27 @@ func (im *Import) appendRecord(ctx context.Context, e *entry) error {
 		return fmt.Errorf("open index: %w", err)
 	}
 	defer f.Close()
-	head, size, err := s.indexEnd(f, md.dir)
+	head, version, size, err := s.indexEnd(f, md.dir)
 	if err != nil {
 		return err
 	}
 	if head.uidValidity != im.validity {
 		return fmt.Errorf("import: the index's uid validity changed to %d", head.uidValidity)
 	}
-	if _, err := f.WriteAt(e.appendTo(nil), size); err != nil {
+	if uid, ok := generatedUID(e.id, im.validity); (ok && uid >= head.nextUID) || (e.id != "" && version < 2) {
+		ix, err := loadIndex(md.root)
+		if err != nil {
+			return err
+		}
+		if ix.entries[e.base] != nil {
+			return fmt.Errorf("import: base name %q is in the index already", e.base)
+		}
+		ix.entries[e.base] = e
+		ix.reserve(e.uid)
+		ix.reserve(uid)
+		return writeIndex(md.root, ix)
+	}
+	if _, err := f.WriteAt(e.appendTo(nil, version), size); err != nil {
 		f.Truncate(size)
 		return fmt.Errorf("append to index: %w", err)
 	}

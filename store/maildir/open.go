@@ -268,13 +268,13 @@ func (s *Store) snapshot(root *os.Root, dir string, ix *index, files map[string]
 		infos:       make([]store.MessageInfo, len(entries)),
 		files:       make([]msgFile, len(entries)),
 	}
-	// The unique ids (ix.uniqueID) are made in one string, not one
+	// The unique ids (ix.idOf) are made in one string, not one
 	// allocation each: at 100,000 messages that is most of the time
 	// snapshot takes.
 	buf := make([]byte, 0, 16*len(entries))
 	ends := make([]int, len(entries))
 	for i, e := range entries {
-		buf = appendHex8(appendHex8(buf, e.uid), ix.uidValidity)
+		buf = ix.appendID(buf, e)
 		ends[i] = len(buf)
 	}
 	uids := string(buf)

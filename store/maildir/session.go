@@ -49,6 +49,9 @@ func (md *maildrop) snapshotIndex() *index {
 	ix := &index{uidValidity: md.uidValidity, nextUID: md.nextUID, entries: make(map[string]*entry, len(md.infos))}
 	for i, info := range md.infos {
 		e := &entry{uid: md.uids[i], vsize: info.Size, received: info.Received.Unix(), base: md.files[i].base}
+		if info.UID != ix.uniqueID(e.uid) {
+			e.id = info.UID
+		}
 		if !info.FirstRetrieved.IsZero() {
 			e.firstRetrieved = info.FirstRetrieved.Unix()
 		}
