@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/postoffice-mail/postoffice/auth"
+	"github.com/postoffice-mail/postoffice/auth/scheme"
 )
 
 // checkInterval is how often File looks at the file for changes: a stat
@@ -83,8 +84,9 @@ func Open(path string, opts ...Option) (*File, error) {
 	for _, opt := range opts {
 		opt(f)
 	}
-	// Pay for the dummy hash now rather than in the first login.
-	if _, err := dummyHash(); err != nil {
+	// Pay for the default stand-in hash now rather than in the first
+	// login.
+	if _, err := scheme.DefaultStandIn(); err != nil {
 		return nil, err
 	}
 	if err := f.load(); err != nil {

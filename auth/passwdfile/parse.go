@@ -146,6 +146,10 @@ type database struct {
 	users map[string]*record
 	// order lists the users as they appear in the file.
 	order []*record
+	// standIn is checked in place of an unknown user's password: a
+	// hash stored the way most users here are (scheme.Typical), or ""
+	// for the default scheme's.
+	standIn string
 }
 
 // parse parses a whole file. Errors name the path and line.
@@ -168,6 +172,11 @@ func parse(path string, data []byte) (*database, error) {
 		db.users[r.Name] = r
 		db.order = append(db.order, r)
 	}
+	stored := make([]string, 0, len(db.order))
+	for _, r := range db.order {
+		stored = append(stored, r.password)
+	}
+	db.standIn = scheme.Typical(stored)
 	return db, nil
 }
 

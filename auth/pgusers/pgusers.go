@@ -14,15 +14,9 @@ package pgusers
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,6 +39,9 @@ type DB struct {
 	pool    *pgxpool.Pool
 	log     *slog.Logger
 	timeout time.Duration
+	// standIn is checked in place of an unknown user's password
+	// (scheme.CheckPassword); tests make it cheap.
+	standIn func() (string, error)
 }
 
 // New returns the user database on pool (store/postgres's Store.Pool, so
@@ -58,7 +55,7 @@ func New(pool *pgxpool.Pool, timeout time.Duration, log *slog.Logger) *DB {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &DB{pool: pool, log: log, timeout: timeout}
+	return &DB{pool: pool, log: log, timeout: timeout, standIn: scheme.DefaultStandIn}
 }
 
 // record is one row of the users table.
@@ -102,29 +99,6 @@ func (db *DB) lookup(ctx context.Context, username string) (*record, error) {
 	return r, nil
 }
 
-// dummyHash is a hash of a random password in the default scheme, made
-// once per process: checking a password for an unknown user against it
-// takes as long as for a real user with a default hash, so the response
-// time does not tell which users exist.
-var dummyHash = sync.OnceValues(func() (string, error) {
-	secret, err := randomSecret()
-	if err != nil {
-		return "", err
-	}
-	return scheme.Hash(scheme.DefaultScheme, secret)
-})
-
-// dummySecret stands in for an APOP secret the user does not have.
-var dummySecret = sync.OnceValues(randomSecret)
-
-func randomSecret() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("read random secret: %w", err)
-	}
-	return hex.EncodeToString(b), nil
-}
-
 // Authenticate implements auth.Authenticator. An unknown user, an invalid
 // name, a user without a password, an empty password and a wrong password
 // all return auth.ErrFailed after the same work.
@@ -133,20 +107,20 @@ func (db *DB) Authenticate(ctx context.Context, username, password string) (*aut
 	if err != nil {
 		return nil, err
 	}
-	stored, err := dummyHash()
+	standIn, err := db.standIn()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	}
-	known := r != nil && r.password != ""
-	if known {
+	stored := ""
+	if r != nil {
 		stored = r.password
 	}
-	ok, err := scheme.Verify(stored, password)
+	ok, err := scheme.CheckPassword(stored, standIn, password)
 	if err != nil {
 		db.log.Error("cannot check stored password", "user", username, "err", err)
 		return nil, auth.ErrFailed
 	}
-	if !known || !ok || password == "" {
+	if !ok {
 		return nil, auth.ErrFailed
 	}
 	return r.user(), nil
@@ -160,20 +134,17 @@ func (db *DB) AuthenticateAPOP(ctx context.Context, username, timestamp, digest 
 	if err != nil {
 		return nil, err
 	}
-	secret, err := dummySecret()
+	secret := ""
+	if r != nil {
+		if plain, ok := scheme.Plaintext(r.password); ok {
+			secret = plain
+		}
+	}
+	ok, err := scheme.CheckAPOP(secret, timestamp, digest)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	}
-	known := false
-	if r != nil {
-		if plain, ok := scheme.Plaintext(r.password); ok && plain != "" {
-			secret, known = plain, true
-		}
-	}
-	sum := md5.Sum([]byte(timestamp + secret))
-	want := hex.EncodeToString(sum[:])
-	ok := subtle.ConstantTimeCompare([]byte(strings.ToLower(digest)), []byte(want)) == 1
-	if !known || !ok {
+	if !ok {
 		return nil, auth.ErrFailed
 	}
 	return r.user(), nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,11 +25,6 @@ var cluster = pgtest.New()
 func TestMain(m *testing.M) {
 	// The stand-in hash for unknown users, with test costs: the default
 	// Argon2id costs a second or more per check under the race detector.
-	dummy, err := scheme.HashWithParams(scheme.DefaultScheme, "not a password", cheap)
-	if err != nil {
-		panic(err)
-	}
-	dummyHash = func() (string, error) { return dummy, nil }
 	os.Exit(cluster.Run(m))
 }
 
@@ -43,8 +39,17 @@ func newDB(t *testing.T) *DB {
 	if _, err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	return New(s.Pool(), time.Second, nil)
+	db := New(s.Pool(), time.Second, nil)
+	db.standIn = cheapStandIn
+	return db
 }
+
+// cheapStandIn is the stand-in hash for unknown users with test costs:
+// the default Argon2id costs a second or more per check under the race
+// detector.
+var cheapStandIn = sync.OnceValues(func() (string, error) {
+	return scheme.HashWithParams(scheme.DefaultScheme, "not a password", cheap)
+})
 
 // cheap are the cost parameters of the test hashes.
 var cheap = scheme.Params{Argon2Memory: 64, Argon2Time: 1, Argon2Threads: 1, BcryptCost: 4, SHACryptRounds: 1000, SCRAMIterations: 4096}
