@@ -89,9 +89,28 @@ type Log struct {
 	Level string `toml:"level"`
 	// Format is text or json (log/slog's two handlers).
 	Format string `toml:"format"`
-	// File is the log file; empty means standard error.
+	// File is the log file; empty means standard error. The server
+	// opens it again on SIGHUP, so that logrotate can rename it.
 	File string `toml:"file"`
+	// Levels sets the level of single subsystems, overriding Level:
+	// a table such as `{ pop3 = "debug", lmtp = "warn" }`. The
+	// subsystems are server (start, stop, reload), pop3 (sessions),
+	// lmtp, delivery, auth (user databases, OAuth), store (Maildir and
+	// PostgreSQL), proxy (PROXY protocol), admin (the monitoring
+	// listener) and trace (see TraceUser). Each record names its
+	// subsystem in a `subsystem` attribute.
+	Levels map[string]string `toml:"levels"`
+	// TraceUser names one user whose POP3 sessions are traced, at info
+	// level in the trace subsystem: every command with passwords, APOP
+	// digests and SASL responses masked, and the first line of every
+	// reply (message bodies are not logged). Commands a session sent
+	// before it named the user are included. Empty traces nobody; the
+	// setting is for chasing one client's problem, not for everyday use.
+	TraceUser string `toml:"trace_user"`
 }
+
+// LogSubsystems are the names log.levels accepts.
+var LogSubsystems = []string{"server", "pop3", "lmtp", "delivery", "auth", "store", "proxy", "admin", "trace"}
 
 // POP3 is the [pop3] table: the POP3 listeners and the protocol policy.
 type POP3 struct {
@@ -351,6 +370,7 @@ func fileDefaults() *Config {
 		Log: Log{
 			Level:  "info",
 			Format: "text",
+			Levels: map[string]string{},
 		},
 		POP3: POP3{
 			Listen:            []string{"[::]:110"},

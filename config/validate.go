@@ -37,6 +37,7 @@ func validate(c *Config) []problem {
 
 		{"log.level", oneOf(c.Log.Level, "debug", "info", "warn", "error")},
 		{"log.format", oneOf(c.Log.Format, "text", "json")},
+		{"log.trace_user", traceUser(c.Log.TraceUser)},
 
 		{"pop3.listen", listenAddresses(c.POP3.Listen)},
 		{"pop3.listen", distinct(c.POP3.Listen, nil, "")},
@@ -96,7 +97,7 @@ func validate(c *Config) []problem {
 		{"oauth.cache_ttl", durationBetween(c.OAuth.CacheTTL, 0, time.Hour)},
 	}
 
-	for _, p := range slices.Concat(deliveryRules(c), clusterRules(c), adminRules(c)) {
+	for _, p := range slices.Concat(deliveryRules(c), clusterRules(c), adminRules(c), logLevelRules(c.Log.Levels)) {
 		rules = append(rules, struct {
 			setting string
 			err     error
@@ -127,6 +128,36 @@ type elementError struct {
 }
 
 func (e *elementError) Error() string { return e.err.Error() }
+
+// logLevelRules checks each entry of log.levels: a known subsystem, a
+// known level.
+func logLevelRules(levels map[string]string) []problem {
+	keys := make([]string, 0, len(levels))
+	for k := range levels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // problems in a stable order
+	var out []problem
+	for _, k := range keys {
+		err := oneOf(levels[k], "debug", "info", "warn", "error")
+		if !slices.Contains(LogSubsystems, k) {
+			err = fmt.Errorf("unknown subsystem %q; known are %s", k, strings.Join(LogSubsystems, ", "))
+		}
+		out = append(out, problem{"log.levels." + k, err})
+	}
+	return out
+}
+
+// traceUser refuses a name no login could present.
+func traceUser(name string) error {
+	if len(name) > 255 {
+		return errors.New("is longer than 255 characters")
+	}
+	if strings.IndexFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return fmt.Errorf("%q contains a space or a control character", name)
+	}
+	return nil
+}
 
 // required refuses an empty string.
 func required(s string) error {
