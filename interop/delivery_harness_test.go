@@ -194,3 +194,21 @@ func dialLMTP(addr string) (net.Conn, *bufio.Reader, error) {
 	}
 	return nc, r, nil
 }
+
+// readReply reads one (possibly multi-line) LMTP reply and returns its
+// last line.
+func readReply(nc net.Conn, r *bufio.Reader) (string, error) {
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		if len(line) < 4 {
+			return "", fmt.Errorf("short reply %q", line)
+		}
+		if line[3] != '-' {
+			return line, nil
+		}
+	}
+}

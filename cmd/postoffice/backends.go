@@ -92,8 +92,16 @@ func openBackends(cfg *config.Config, logger *slog.Logger, exitCode int) (*backe
 		}
 		b.mail = mail
 	}
+	if wrapStore != nil {
+		b.mail = wrapStore(b.mail)
+	}
 	return b, nil
 }
+
+// wrapStore is nil except in a build with the chaosfault tag (see
+// chaosfault.go), where it wraps the store in the fault the chaos test
+// suite asks for.
+var wrapStore func(mailStore) mailStore
 
 // openPostgres opens the [postgres] database's pool (no connection is made
 // yet).
