@@ -38,6 +38,9 @@ type Exported struct {
 	Open func(ctx context.Context, i int) (io.ReadCloser, error)
 	// Close releases the source's lock.
 	Close func() error
+	// Report says what becomes of the messages' unique ids; nil means
+	// every one is kept as it is (a postoffice store's).
+	Report *Report
 }
 
 // Importer is an open destination maildrop.
@@ -110,6 +113,9 @@ type Result struct {
 	Octets                     int64
 	// Failed names the maildrops that could not be copied, with why.
 	Failed map[string]error
+	// Reports holds, per maildrop copied or tried, what became of its
+	// unique ids (see Report).
+	Reports map[string]*Report
 }
 
 // Run copies each account's maildrop from one end to the other. A
@@ -117,12 +123,15 @@ type Result struct {
 // mail, an unreadable message) is reported in Result.Failed and the
 // others are still copied; Run returns an error only when ctx ends.
 func Run(ctx context.Context, from, to End, accounts []store.Account, progress Progress) (Result, error) {
-	res := Result{Failed: map[string]error{}}
+	res := Result{Failed: map[string]error{}, Reports: map[string]*Report{}}
 	for _, acct := range accounts {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		copied, skipped, octets, err := copyMaildrop(ctx, from, to, acct, progress)
+		copied, skipped, octets, rep, err := copyMaildrop(ctx, from, to, acct, progress)
+		if rep != nil {
+			res.Reports[acct.Name] = rep
+		}
 		res.Copied += copied
 		res.Skipped += skipped
 		res.Octets += octets
@@ -138,15 +147,19 @@ func Run(ctx context.Context, from, to End, accounts []store.Account, progress P
 	return res, nil
 }
 
-func copyMaildrop(ctx context.Context, from, to End, acct store.Account, progress Progress) (copied, skipped int, octets int64, err error) {
+func copyMaildrop(ctx context.Context, from, to End, acct store.Account, progress Progress) (copied, skipped int, octets int64, rep *Report, err error) {
 	src, err := from.Export(ctx, acct)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("open %s maildrop: %w", from.Name, err)
+		return 0, 0, 0, nil, fmt.Errorf("open %s maildrop: %w", from.Name, err)
 	}
 	defer src.Close()
+	rep = src.Report
+	if rep == nil {
+		rep = storeReport(from.Name, src.Messages)
+	}
 	dst, err := to.Import(ctx, acct, src.UIDValidity, src.NextUID)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("open %s maildrop: %w", to.Name, err)
+		return 0, 0, 0, rep, fmt.Errorf("open %s maildrop: %w", to.Name, err)
 	}
 	defer func() {
 		if cerr := dst.Close(); err == nil && cerr != nil {
@@ -158,7 +171,7 @@ func copyMaildrop(ctx context.Context, from, to End, acct store.Account, progres
 	if c, ok := dst.(interface{ Check(store.Migrated) error }); ok {
 		for _, m := range src.Messages {
 			if err := c.Check(m); err != nil {
-				return 0, 0, 0, err
+				return 0, 0, 0, rep, err
 			}
 		}
 	}
@@ -178,7 +191,7 @@ func copyMaildrop(ctx context.Context, from, to End, acct store.Account, progres
 				// Removed by another program since the listing.
 				skipped++
 			} else if err != nil {
-				return copied, skipped, octets, fmt.Errorf("message %d (%s): %w", i+1, m.Info.UID, err)
+				return copied, skipped, octets, rep, fmt.Errorf("message %d (%s): %w", i+1, m.Info.UID, err)
 			} else {
 				copied++
 				octets += m.Info.Size
@@ -188,7 +201,7 @@ func copyMaildrop(ctx context.Context, from, to End, acct store.Account, progres
 			progress.Advance(m.Info.Size)
 		}
 	}
-	return copied, skipped, octets, nil
+	return copied, skipped, octets, rep, nil
 }
 
 func copyMessage(ctx context.Context, src *Exported, dst Importer, i int, m store.Migrated) error {

@@ -1,0 +1,231 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postoffice-mail/postoffice/mbox"
+	"github.com/postoffice-mail/postoffice/store"
+)
+
+func TestAssignIDs(t *testing.T) {
+	long := strings.Repeat("x", 70)
+	for _, c := range []struct {
+		name     string
+		own      []string
+		want     []string
+		kept     int
+		new      int
+		renamed  []string // "message: from -> to"
+		notKept  []string
+		whyMatch string
+	}{
+		{
+			name: "all kept",
+			own:  []string{"a", "b", "c"},
+			want: []string{"a", "b", "c"},
+			kept: 3,
+		},
+		{
+			name: "none: generated ids",
+			own:  []string{"", ""},
+			want: []string{"000000010000ABCD", "000000020000ABCD"},
+			new:  2,
+		},
+		{
+			name:    "duplicates renamed as Dovecot does, avoiding ids others hold",
+			own:     []string{"a", "a", "a-2", "a"},
+			want:    []string{"a", "a-3", "a-2", "a-4"},
+			kept:    2,
+			renamed: []string{"2: a -> a-3", "4: a -> a-4"},
+		},
+		{
+			name:     "invalid ids are not kept, and say why",
+			own:      []string{"has space", "", "ok"},
+			want:     []string{"000000010000ABCD", "000000020000ABCD", "ok"},
+			kept:     1,
+			new:      1,
+			notKept:  []string{"1: has space -> 000000010000ABCD"},
+			whyMatch: "octet 0x20 at position 4",
+		},
+		{
+			name:     "a duplicate too long for a suffix",
+			own:      []string{long, long},
+			want:     []string{long, "000000020000ABCD"},
+			kept:     1,
+			notKept:  []string{"2: " + long + " -> 000000020000ABCD"},
+			whyMatch: "too long to be made unique",
+		},
+		{
+			name:     "too long",
+			own:      []string{long + "y"},
+			want:     []string{"000000010000ABCD"},
+			notKept:  []string{"1: " + long + "y -> 000000010000ABCD"},
+			whyMatch: "71 characters",
+		},
+		{
+			name: "an X-UIDL of the generated form keeps it; the generated one moves",
+			own:  []string{"", "000000010000ABCD"},
+			want: []string{"000000010000ABCD-2", "000000010000ABCD"},
+			kept: 1,
+			new:  1,
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var rep Report
+			got := assignIDs(c.own, 0xABCD, &rep)
+			if strings.Join(got, ",") != strings.Join(c.want, ",") {
+				t.Errorf("ids %q, want %q", got, c.want)
+			}
+			if rep.Kept != c.kept || rep.New != c.new {
+				t.Errorf("kept %d, new %d; want %d, %d", rep.Kept, rep.New, c.kept, c.new)
+			}
+			changes := func(cs []IDChange) (out []string) {
+				for _, ch := range cs {
+					out = append(out, fmt.Sprintf("%d: %s -> %s", ch.Message, ch.From, ch.To))
+					if c.whyMatch != "" && !strings.Contains(ch.Why, c.whyMatch) {
+						t.Errorf("why %q, want it to say %q", ch.Why, c.whyMatch)
+					}
+				}
+				return out
+			}
+			if got := changes(rep.Renamed); strings.Join(got, "|") != strings.Join(c.renamed, "|") {
+				t.Errorf("renamed %q, want %q", got, c.renamed)
+			}
+			if got := changes(rep.NotKept); strings.Join(got, "|") != strings.Join(c.notKept, "|") {
+				t.Errorf("not kept %q, want %q", got, c.notKept)
+			}
+		})
+	}
+}
+
+// uidlMbox is an mbox of five messages with X-UIDL headers: two equal,
+// one invalid; message 3's body holds a quoted "From " line.
+func uidlMbox() string {
+	var b strings.Builder
+	for i, uidl := range []string{"UID1-abc", "UID2-def", "UID1-abc", "bad uidl", "UID5"} {
+		fmt.Fprintf(&b, "From sender@example.org %s\nX-UIDL: %s\nSubject: message %d\n\nbody %d\n>From quoted\n\n",
+			time.Date(2024, 3, 1+i, 10, 0, 0, 0, time.UTC).Format("Mon Jan _2 15:04:05 2006"), uidl, i+1, i+1)
+	}
+	return b.String()
+}
+
+// An mbox imported into each store keeps X-UIDL ids, order, contents
+// (quoting undone) and arrival times; an interrupted import resumes
+// without duplicates, a second one imports nothing, mail appended later
+// is imported alone, and the dry run counts what is there.
+func TestMboxImport(t *testing.T) {
+	t.Parallel()
+	for _, dest := range []struct {
+		name string
+		end  func(t *testing.T) (End, Destination)
+	}{
+		{"maildir", func(t *testing.T) (End, Destination) { s := newMaildir(t); return Maildir(s), s }},
+		{"postgres", func(t *testing.T) (End, Destination) { s := newPostgres(t); return Postgres(s), s }},
+	} {
+		t.Run(dest.name, func(t *testing.T) {
+			t.Parallel()
+			to, st := dest.end(t)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "alice")
+			if err := os.WriteFile(path, []byte(uidlMbox()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			from := Mbox(MboxOptions{Path: filepath.Join(dir, "{user}"), UIDLHeader: true, Location: time.UTC})
+			acct := store.Account{Name: "alice"}
+			accts := []store.Account{acct}
+
+			checked, err := Check(t.Context(), from, st, accts)
+			if err != nil || len(checked) != 1 || checked[0].Err != nil {
+				t.Fatalf("Check = %+v, %v", checked, err)
+			}
+			rep := checked[0].Report
+			if rep.Messages != 5 || rep.Kept != 3 || len(rep.Renamed) != 1 || len(rep.NotKept) != 1 || checked[0].There != 0 {
+				t.Errorf("dry run: %s, %d there\n%s", rep.Summary(), checked[0].There, strings.Join(rep.Details(), "\n"))
+			}
+
+			ctx, cancel := context.WithCancel(t.Context())
+			if _, err := Run(ctx, from, to, accts, &cancelAfter{n: 2, cancel: cancel}); err == nil {
+				t.Fatal("interrupted run reported no error")
+			}
+			if checked, _ := Check(t.Context(), from, st, accts); checked[0].There != 2 || checked[0].Others != 0 {
+				t.Errorf("dry run after the interruption: %+v", checked[0])
+			}
+			res, err := Run(t.Context(), from, to, accts, nil)
+			if err != nil || len(res.Failed) > 0 || res.Copied != 3 || res.Skipped != 2 {
+				t.Fatalf("resumed run: %+v, %v", res, err)
+			}
+			if r := res.Reports["alice"]; r == nil || len(r.Renamed) != 1 || r.Renamed[0].To != "UID1-abc-2" {
+				t.Errorf("report: %+v", r)
+			}
+			snap := look(t, st, acct)
+			var ids []string
+			for i, m := range snap.infos {
+				ids = append(ids, m.UID)
+				if want := time.Date(2024, 3, 1+i, 10, 0, 0, 0, time.UTC); !m.Received.Equal(want) {
+					t.Errorf("message %d received %v, want %v", i+1, m.Received, want)
+				}
+				if want := fmt.Sprintf("Subject: message %d\n\nbody %d\nFrom quoted\n", i+1, i+1); !strings.HasSuffix(strings.ReplaceAll(snap.contents[i], "\r\n", "\n"), want) {
+					t.Errorf("message %d:\n%q\nwant it to end with\n%q", i+1, snap.contents[i], want)
+				}
+			}
+			gen := generatedID(4, mboxValidity(scanFile(t, path), strings.NewReader(uidlMbox())))
+			if want := []string{"UID1-abc", "UID2-def", "UID1-abc-2", gen, "UID5"}; strings.Join(ids, ",") != strings.Join(want, ",") {
+				t.Errorf("ids %q, want %q", ids, want)
+			}
+
+			if res, _ := Run(t.Context(), from, to, accts, nil); res.Copied != 0 || res.Skipped != 5 {
+				t.Errorf("second run: %+v", res)
+			}
+			f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			f.WriteString("From x Mon Apr  1 00:00:00 2024\nX-UIDL: UID6\n\nlate\n\n")
+			f.Close()
+			if res, _ := Run(t.Context(), from, to, accts, nil); res.Copied != 1 || res.Skipped != 5 {
+				t.Errorf("run after mail was appended: %+v", res)
+			}
+			if snap := look(t, st, acct); len(snap.infos) != 6 || snap.infos[5].UID != "UID6" {
+				t.Errorf("after the appended message: %+v", snap.infos)
+			}
+			// Another file under the same name (its first message
+			// differs) is not merged into what was imported.
+			os.WriteFile(path, []byte("From x Mon Apr  1 00:00:00 2024\nX-UIDL: other\n\nx\n"), 0o600)
+			if res, _ := Run(t.Context(), from, to, accts, nil); res.Failed["alice"] == nil || res.Copied != 0 {
+				t.Errorf("run with another file: %+v", res)
+			}
+		})
+	}
+}
+
+func scanFile(t *testing.T, path string) *mbox.Index {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := mbox.Scan(strings.NewReader(string(b)), int64(len(b)), mbox.Options{Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+// A user without an mbox file has nothing to import; a file that is not
+// an mbox is refused with the reason.
+func TestMboxMissingOrNot(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bob"), []byte("Subject: not an mbox\n\nx\n"), 0o600)
+	from := Mbox(MboxOptions{Path: filepath.Join(dir, "{user}")})
+	res, err := Run(t.Context(), from, Maildir(newMaildir(t)), []store.Account{{Name: "alice"}, {Name: "bob"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(res.Failed["alice"], ErrNoMbox) || !errors.Is(res.Failed["bob"], mbox.ErrNotMbox) {
+		t.Errorf("failures: %v", res.Failed)
+	}
+}
