@@ -51,10 +51,13 @@ const schemaCheckTimeout = 15 * time.Second
 // openBackends opens [users] and [store]. When PostgreSQL is used its
 // schema must be at this build's version: a node never runs against a
 // schema it does not know ("postoffice db migrate" first).
-func openBackends(cfg *config.Config, logger *slog.Logger, exitCode int) (*backends, error) {
+//
+// logFor returns the logger of a subsystem: "auth" for the user database,
+// "store" for the store.
+func openBackends(cfg *config.Config, logFor func(subsystem string) *slog.Logger, exitCode int) (*backends, error) {
 	b := &backends{}
 	if cfg.UsesPostgres() {
-		pg, err := openPostgres(cfg, logger)
+		pg, err := openPostgres(cfg, logFor("store"))
 		if err != nil {
 			return nil, fail(exitCode, "%v", err)
 		}
@@ -68,9 +71,9 @@ func openBackends(cfg *config.Config, logger *slog.Logger, exitCode int) (*backe
 	}
 	switch cfg.Users.Backend {
 	case "postgres":
-		b.users = pgusers.New(b.pg.Pool(), cfg.Postgres.AcquireTimeout.Duration, logger)
+		b.users = pgusers.New(b.pg.Pool(), cfg.Postgres.AcquireTimeout.Duration, logFor("auth"))
 	default:
-		users, err := passwdfile.Open(cfg.Users.PasswdFile, passwdfile.WithLogger(logger))
+		users, err := passwdfile.Open(cfg.Users.PasswdFile, passwdfile.WithLogger(logFor("auth")))
 		if err != nil {
 			b.close()
 			return nil, fail(exitCode, "users: %v", err)
@@ -84,7 +87,7 @@ func openBackends(cfg *config.Config, logger *slog.Logger, exitCode int) (*backe
 		mail, err := maildir.New(maildir.Config{
 			Location:  cfg.Maildir.Location,
 			LockLease: cfg.Maildir.LockLease.Duration,
-			Logger:    logger,
+			Logger:    logFor("store"),
 		})
 		if err != nil {
 			b.close()

@@ -66,7 +66,7 @@ func runDeliver(args []string, stdin io.Reader, _, stderr io.Writer) error {
 		return fail(exitTempFail, "%v", err)
 	}
 	defer closeLog()
-	b, err := openBackends(cfg, logger, exitTempFail)
+	b, err := openBackends(cfg, func(string) *slog.Logger { return logger }, exitTempFail)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/postoffice-mail/postoffice/auth"
 	"github.com/postoffice-mail/postoffice/config"
 	"github.com/postoffice-mail/postoffice/delivery"
+	"github.com/postoffice-mail/postoffice/internal/logging"
 	"github.com/postoffice-mail/postoffice/lmtp"
 	"github.com/postoffice-mail/postoffice/store"
 )
@@ -36,12 +37,14 @@ func lmtpConfigured(cfg *config.Config) bool {
 }
 
 // startLMTP builds the LMTP server and opens its listeners, or returns
-// nils when LMTP is not configured.
-func startLMTP(cfg *config.Config, users auth.UserLookup, st store.Deliverer, logger *slog.Logger) (*lmtp.Server, []net.Listener, error) {
-	if !lmtpConfigured(cfg) {
+// nils when LMTP is not configured. Listeners systemd passed (activated)
+// take the place of lmtp.listen and lmtp.socket.
+func startLMTP(cfg *config.Config, users auth.UserLookup, st store.Deliverer, logs *logging.Logs, activated []net.Listener) (*lmtp.Server, []net.Listener, error) {
+	if !lmtpConfigured(cfg) && len(activated) == 0 {
 		return nil, nil, nil
 	}
-	agent, err := newAgent(cfg, users, st, logger)
+	logger := logs.Logger("lmtp")
+	agent, err := newAgent(cfg, users, st, logs.Logger("delivery"))
 	if err != nil {
 		return nil, nil, fail(exitConfig, "%v", err)
 	}
@@ -57,11 +60,17 @@ func startLMTP(cfg *config.Config, users auth.UserLookup, st store.Deliverer, lo
 	if err != nil {
 		return nil, nil, fail(exitConfig, "%v", err)
 	}
+	if len(activated) > 0 {
+		for _, l := range activated {
+			logger.Info("listening", "addr", l.Addr().String(), "protocol", "lmtp", "from", "systemd")
+		}
+		return srv, withProxyProtocol(activated, cfg.ProxyNetworks(true), logs.Logger("proxy")), nil
+	}
 	ls, err := listenAll(cfg.LMTP.Listen)
 	if err != nil {
 		return nil, nil, err
 	}
-	ls = withProxyProtocol(ls, cfg.ProxyNetworks(true), logger)
+	ls = withProxyProtocol(ls, cfg.ProxyNetworks(true), logs.Logger("proxy"))
 	if cfg.LMTP.Socket != "" {
 		l, err := lmtp.ListenUnix(cfg.LMTP.Socket, os.FileMode(cfg.LMTPSocketMode()), cfg.LMTP.SocketGroup)
 		if err != nil {

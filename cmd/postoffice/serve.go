@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,11 +11,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 
 	"github.com/postoffice-mail/postoffice/config"
+	"github.com/postoffice-mail/postoffice/internal/logging"
 	"github.com/postoffice-mail/postoffice/internal/proxy"
+	"github.com/postoffice-mail/postoffice/internal/systemd"
 	"github.com/postoffice-mail/postoffice/lmtp"
 	"github.com/postoffice-mail/postoffice/pop3server"
 )
@@ -34,21 +34,54 @@ func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return serve(ctx, cfg, stderr, nil)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return serveWith(ctx, cfg, stderr, serveOptions{configFile: *configFile, reload: hup})
+}
+
+// serveOptions are what serveWith needs beyond the configuration.
+type serveOptions struct {
+	// configFile is read again on each value from reload (SIGHUP).
+	configFile string
+	reload     <-chan os.Signal
+	// ready, if set, is called with the bound addresses once every
+	// listener is open.
+	ready func(plain, tls []net.Addr)
 }
 
 // serve runs the server described by cfg until ctx is done, then shuts
 // down gracefully. ready, if set, is called with the bound addresses once
 // every listener is open.
 func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func(plain, tls []net.Addr)) error {
-	logger, closeLog, err := newLogger(cfg.Log, stderr)
+	return serveWith(ctx, cfg, stderr, serveOptions{ready: ready})
+}
+
+// serveWith is serve with the reload signal. Under systemd it takes the
+// listening sockets systemd passed and reports readiness, reloads and
+// the shutdown (package internal/systemd); elsewhere both are no-ops.
+func serveWith(ctx context.Context, cfg *config.Config, stderr io.Writer, opts serveOptions) error {
+	logs, err := logging.New(logging.Options{
+		Level: cfg.Log.Level, Levels: cfg.Log.Levels, Format: cfg.Log.Format, File: cfg.Log.File,
+	}, stderr)
 	if err != nil {
 		return fail(exitConfig, "%v", err)
 	}
-	defer closeLog()
+	defer logs.Close()
+	logger := logs.Logger("server")
 
-	srv, b, err := newServer(cfg, logger)
+	activated, err := systemd.Listeners()
 	if err != nil {
+		return fail(exitConfig, "%v", err)
+	}
+	sockets, err := sortActivated(activated, cfg)
+	if err != nil {
+		return err
+	}
+
+	srv, b, parts, err := newServer(cfg, logs)
+	if err != nil {
+		sockets.closeAll()
 		return err
 	}
 	// Runs after the sessions have ended: their leases are released
@@ -58,21 +91,19 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func
 	// MiB with ARGON2ID) leaves memory the server does not need again:
 	// give it back now rather than whenever the runtime gets round to it.
 	debug.FreeOSMemory()
-	plain, err := listenAll(cfg.POP3.Listen)
+	plain, secure, err := sockets.pop3Listeners(cfg, logger)
 	if err != nil {
+		sockets.closeAll()
 		return err
 	}
-	secure, err := listenAll(cfg.POP3.ListenTLS)
-	if err != nil {
-		closeAll(plain)
-		return err
-	}
-	plain = withProxyProtocol(plain, cfg.ProxyNetworks(false), logger)
-	secure = withProxyProtocol(secure, cfg.ProxyNetworks(false), logger)
+	proxyLog := logs.Logger("proxy")
+	plain = withProxyProtocol(plain, cfg.ProxyNetworks(false), proxyLog)
+	secure = withProxyProtocol(secure, cfg.ProxyNetworks(false), proxyLog)
 	if len(plain)+len(secure) == 0 {
+		sockets.closeAll()
 		return fail(exitConfig, "no listeners: set pop3.listen or pop3.listen_tls")
 	}
-	lmtpSrv, lmtpListeners, err := startLMTP(cfg, b.users, b.mail, logger)
+	lmtpSrv, lmtpListeners, err := startLMTP(cfg, b.users, b.mail, logs, sockets.lmtp)
 	if err != nil {
 		closeAll(plain)
 		closeAll(secure)
@@ -81,28 +112,44 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func
 
 	errc := make(chan error, len(plain)+len(secure)+len(lmtpListeners))
 	for _, l := range plain {
-		logger.Info("listening", "addr", l.Addr().String(), "tls", "stls")
 		go func() { errc <- srv.Serve(l) }()
 	}
 	for _, l := range secure {
-		logger.Info("listening", "addr", l.Addr().String(), "tls", "implicit")
 		go func() { errc <- srv.ServeTLS(l) }()
 	}
 	for _, l := range lmtpListeners {
 		go func() { errc <- lmtpSrv.Serve(l) }()
 	}
-	if ready != nil {
-		ready(addrs(plain), addrs(secure))
+	if opts.ready != nil {
+		opts.ready(addrs(plain), addrs(secure))
+	}
+	if err := systemd.Ready(); err != nil {
+		logger.Warn("telling systemd the server is ready failed", "err", err)
 	}
 
+	r := &reloader{path: opts.configFile, running: cfg, applied: cfg, logs: logs, log: logger, srv: srv, b: b, parts: parts}
 	var serveErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout.Duration)
-	case serveErr = <-errc:
-		logger.Error("listener failed", "err", serveErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case serveErr = <-errc:
+			logger.Error("listener failed", "err", serveErr)
+			break wait
+		case <-opts.reload:
+			if r.path == "" {
+				continue
+			}
+			systemd.Reloading()
+			r.reload() // logs its outcome
+			systemd.Ready()
+		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
+	systemd.Stopping()
+	timeout := r.applied.Server.ShutdownTimeout.Duration
+	logger.Info("shutting down", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// Both sides drain at once, within the one deadline. An LMTP
 	// connection cut at the deadline was not acknowledged: the MTA sends
@@ -128,24 +175,14 @@ func serve(ctx context.Context, cfg *config.Config, stderr io.Writer, ready func
 	return nil
 }
 
+// newLogger is the single logger of the one-shot commands (deliver, db,
+// migrate): [log] format, level and file, without subsystems.
 func newLogger(cfg config.Log, stderr io.Writer) (*slog.Logger, func(), error) {
-	out, closeFn := stderr, func() {}
-	if cfg.File != "" {
-		f, err := os.OpenFile(cfg.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-		if err != nil {
-			return nil, nil, fmt.Errorf("log file: %w", err)
-		}
-		out, closeFn = f, func() { f.Close() }
+	logs, err := logging.New(logging.Options{Level: cfg.Level, Format: cfg.Format, File: cfg.File}, stderr)
+	if err != nil {
+		return nil, nil, err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
-		return nil, nil, fmt.Errorf("log level: %w", err)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if strings.EqualFold(cfg.Format, "json") {
-		return slog.New(slog.NewJSONHandler(out, opts)), closeFn, nil
-	}
-	return slog.New(slog.NewTextHandler(out, opts)), closeFn, nil
+	return logs.Logger("server"), func() { logs.Close() }, nil
 }
 
 func listenAll(addrs []string) ([]net.Listener, error) {
@@ -154,6 +191,9 @@ func listenAll(addrs []string) ([]net.Listener, error) {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			closeAll(ls)
+			if errors.Is(err, syscall.EACCES) {
+				return nil, fail(exitTempFail, "listen on %s: %v (ports below 1024 need systemd socket activation, CAP_NET_BIND_SERVICE or root: see docs/operations.md)", a, err)
+			}
 			return nil, fail(exitTempFail, "listen on %s: %v", a, err)
 		}
 		ls = append(ls, l)
