@@ -70,6 +70,7 @@ type Server struct {
 	panics   atomic.Int64
 	draining atomic.Bool
 	done     chan struct{} // closed by Shutdown and Close
+	observer observerSlot
 
 	mu        sync.Mutex
 	closed    bool
@@ -205,6 +206,9 @@ func (e errorLog) Println(v ...any)               { e.log(strings.TrimSuffix(fmt
 func (e errorLog) log(msg string) {
 	if strings.HasPrefix(msg, "panic serving") {
 		e.s.panics.Add(1)
+		if o := e.s.obs(); o != nil {
+			o.Panic()
+		}
 		e.s.logger.Error("panic in an LMTP session", "detail", msg)
 		return
 	}
@@ -229,7 +233,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.s.slots
 		return nil, err
 	}
-	dc := &deadlineConn{Conn: c, s: l.s}
+	dc := &deadlineConn{Conn: c, s: l.s, obs: l.s.obs()}
+	if dc.obs != nil {
+		dc.obs.ConnectionOpened()
+	}
 	l.s.mu.Lock()
 	l.s.conns[dc] = true
 	l.s.mu.Unlock()
@@ -242,6 +249,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 type deadlineConn struct {
 	net.Conn
 	s    *Server
+	obs  Observer // the one told of the opening, told of the closing
 	once sync.Once
 }
 
@@ -265,6 +273,9 @@ func (c *deadlineConn) Close() error {
 		delete(c.s.conns, c)
 		c.s.mu.Unlock()
 		<-c.s.slots
+		if c.obs != nil {
+			c.obs.ConnectionClosed()
+		}
 	})
 	return c.Conn.Close()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -65,6 +66,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	if err != nil {
 		s.s.logger.Info("recipient refused", "id", s.id, "to", to, "err", err)
+		s.s.observeReply(err, 0, 0)
 		return reply(err)
 	}
 	if s.count == nil {
@@ -103,6 +105,9 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	msg, err := agent.ReadMessage(r)
 	if err != nil {
 		s.s.logger.Info("message refused", "id", s.id, "from", s.from, "err", err)
+		for range s.rcpts {
+			s.s.observeReply(err, 0, 0)
+		}
 		// go-smtp's own refusals (the size limit) come through the
 		// reader.
 		var smtpErr *smtp.SMTPError
@@ -117,7 +122,9 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 		// The message is in the spool now: finish the deliveries even
 		// if the connection goes, rather than stop half-way through a
 		// store's steps (each step cleans up after itself either way).
-		_, err := agent.Deliver(context.WithoutCancel(s.ctx), env, msg, rcpt)
+		start := time.Now()
+		info, err := agent.Deliver(context.WithoutCancel(s.ctx), env, msg, rcpt)
+		s.s.observeReply(err, info.Size, time.Since(start))
 		// go-smtp wants one status per RCPT command: an address given
 		// twice was delivered once and gets the same reply twice.
 		for range s.count[rcpt.Address] {

@@ -64,6 +64,8 @@ func (c *conn) handleAuth(cmd pop3.Command) error {
 	}
 	if !offered {
 		if !c.plaintextAllowed() && (name == sasl.Plain || name == sasl.Login) {
+			c.loginAttempt(name)
+			c.loginResult(LoginRefused)
 			return errPlaintextRefused
 		}
 		return pop3.Err("unsupported authentication mechanism")
@@ -76,6 +78,7 @@ func (c *conn) handleAuth(cmd pop3.Command) error {
 		}
 	}
 	c.userArg = ""
+	c.loginAttempt(name) // an offered mechanism: a small fixed set
 
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.AuthTimeout)
 	defer cancel()
@@ -86,7 +89,9 @@ func (c *conn) handleAuth(cmd pop3.Command) error {
 	}
 	deadline := time.Now().Add(c.cfg.AuthTimeout)
 	for step := 0; ; step++ {
+		checkStart := time.Now()
 		challenge, done, err := mech.Next(ctx, response)
+		c.checking += time.Since(checkStart)
 		if err == nil && done && challenge == nil {
 			if err := c.loginOutcome(mech.Identity(), string(response), nil); err != nil {
 				return err
@@ -117,6 +122,9 @@ func (c *conn) handleAuth(cmd pop3.Command) error {
 		if err != nil {
 			if refused != nil {
 				c.noteFailure(mech.Identity(), string(response))
+				c.loginResult(LoginFailed)
+			} else {
+				c.loginResult(LoginCancelled) // the client left or timed out
 			}
 			return err
 		}
@@ -126,6 +134,7 @@ func (c *conn) handleAuth(cmd pop3.Command) error {
 			}
 			// RFC 5034 §4: the client cancels the exchange.
 			c.log.Info("authentication cancelled", "mechanism", name)
+			c.loginResult(LoginCancelled)
 			return pop3.Err("authentication cancelled")
 		}
 		if response, err = pop3.DecodeSASL(line); err != nil {

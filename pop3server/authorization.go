@@ -37,6 +37,8 @@ func (c *conn) handleUser(cmd pop3.Command) error {
 		return err
 	}
 	if !c.plaintextAllowed() {
+		c.loginAttempt(MechanismUser)
+		c.loginResult(LoginRefused)
 		return errPlaintextRefused
 	}
 	// RFC 1939 §7 allows -ERR for an unknown name, but that would tell
@@ -54,10 +56,12 @@ func (c *conn) handlePass(cmd pop3.Command) error {
 	}
 	name, password := c.userArg, cmd.Rest
 	c.userArg = "" // RFC 1939 §7: after a failure, USER starts over
+	c.loginAttempt(MechanismUser)
 	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
 	defer cancel()
 	c.holdBack(name)
 	// RFC 6856 §2.1: UTF-8 names and passwords, SASLprep'd.
+	checkStart := time.Now()
 	name, err := prepare(name)
 	if err == nil {
 		password, err = prepare(password)
@@ -69,6 +73,7 @@ func (c *conn) handlePass(cmd pop3.Command) error {
 	if err == nil {
 		user, err = c.cfg.Auth.Authenticate(ctx, name, password)
 	}
+	c.checking += time.Since(checkStart)
 	if err := c.loginOutcome(name, password, err); err != nil {
 		return err
 	}
@@ -83,18 +88,23 @@ func (c *conn) handleAPOP(cmd pop3.Command) error {
 		return err
 	}
 	if !c.plaintextAllowed() {
+		c.loginAttempt(MechanismAPOP)
+		c.loginResult(LoginRefused)
 		return errPlaintextRefused
 	}
 	c.userArg = ""
+	c.loginAttempt(MechanismAPOP)
 	name, digest := cmd.Args[0], cmd.Args[1]
 	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
 	defer cancel()
 	c.holdBack(name)
+	checkStart := time.Now()
 	user, err := c.checkName(name)
 	if err == nil {
 		apop := c.cfg.Auth.(auth.APOPAuthenticator) // checked by New
 		user, err = apop.AuthenticateAPOP(ctx, name, c.apopStamp, digest)
 	}
+	c.checking += time.Since(checkStart)
 	if err := c.loginOutcome(name, digest, err); err != nil {
 		return err
 	}
@@ -160,6 +170,7 @@ func (c *conn) loginOutcome(name, secret string, err error) error {
 		return nil
 	case errors.Is(err, auth.ErrFailed), errors.Is(err, sasl.ErrMalformed):
 		c.noteFailure(name, secret)
+		c.loginResult(LoginFailed)
 		c.log.Debug("authentication failure detail", "user", name, "err", err)
 		c.pause(c.cfg.AuthFailureDelay)
 		if errors.Is(err, sasl.ErrMalformed) {
@@ -168,6 +179,7 @@ func (c *conn) loginOutcome(name, secret string, err error) error {
 		return authFailed
 	default:
 		c.log.Error("user database error", "user", name, "err", err)
+		c.loginResult(LoginUnavailable)
 		return pop3.ErrCode(pop3.CodeSysTemp, "user database unavailable, try again later")
 	}
 }
@@ -192,22 +204,30 @@ func (c *conn) openMaildrop(ctx context.Context, user *auth.User) error {
 	// are right, so it reveals nothing to a guesser.
 	delay := c.loginDelay(user)
 	if wait := c.srv.logins.check(user.Name, delay, time.Now()); wait > 0 {
+		c.loginResult(LoginDelayed)
 		return pop3.ErrCode(pop3.CodeLoginDelay, fmt.Sprintf("wait %d more seconds between logins", int(wait.Seconds()+0.999)))
 	}
 	var md store.Maildrop
 	var err error
+	openStart := time.Now()
 	onFreshStack(func() {
 		md, err = c.cfg.Store.Open(ctx, store.Account{Name: user.Name, Home: user.Home, Mail: user.Mail})
 	})
+	if c.obs != nil {
+		c.obs.MaildropOpened(time.Since(openStart), err)
+	}
 	if errors.Is(err, store.ErrInUse) {
 		c.log.Info("maildrop in use")
+		c.loginResult(LoginInUse)
 		return pop3.ErrCode(pop3.CodeInUse, "maildrop is locked by another session")
 	}
 	if err != nil {
 		c.log.Error("opening maildrop failed", "err", err)
+		c.loginResult(LoginStoreError)
 		return pop3.ErrCode(pop3.CodeSysTemp, "cannot open maildrop, try again later")
 	}
 	c.srv.logins.record(user.Name, delay, time.Now())
+	c.loginResult(LoginOK)
 	c.user, c.maildrop, c.state = user, md, transaction
 	c.messages = md.Messages()
 	c.deleted = make([]bool, len(c.messages))
@@ -271,7 +291,15 @@ func (c *conn) handshake() error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.TLSHandshakeTimeout)
 	defer cancel()
 	tc := c.netConn.(*tls.Conn)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	err := tc.HandshakeContext(ctx)
+	if c.obs != nil {
+		mode := TLSModeSTLS
+		if c.listener == ListenerImplicitTLS {
+			mode = ListenerImplicitTLS
+		}
+		c.obs.TLSHandshake(mode, err)
+	}
+	if err != nil {
 		return err
 	}
 	st := tc.ConnectionState()

@@ -84,6 +84,15 @@ type conn struct {
 
 	stats sessionStats
 	trace *tracer // nil unless the server traces a user
+
+	// obs is the server's Observer when the session started, or nil;
+	// listener is the kind of listener that accepted it.
+	obs      Observer
+	listener string
+	// mechanism is the login method being tried and checking the time
+	// its credential checks took, until the attempt is reported.
+	mechanism string
+	checking  time.Duration
 }
 
 // sessionStats feeds the one summary line logged per session, with the
@@ -126,7 +135,12 @@ func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 		raw: nc,
 		ctx: s.ctx,
 	}
-	c.netConn = byteCounter{nc, &c.stats}
+	c.obs = s.loadObserver()
+	c.listener = ListenerPlain
+	if implicitTLS {
+		c.listener = ListenerImplicitTLS
+	}
+	c.netConn = byteCounter{nc, &c.stats, c.obs}
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.remote = ta.AddrPort().Addr().Unmap()
 	} else if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
@@ -175,6 +189,7 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 type byteCounter struct {
 	net.Conn
 	stats *sessionStats
+	obs   Observer // told of the octets sent, if not nil
 }
 
 func (cc byteCounter) Read(p []byte) (int, error) {
@@ -186,6 +201,9 @@ func (cc byteCounter) Read(p []byte) (int, error) {
 func (cc byteCounter) Write(p []byte) (int, error) {
 	n, err := cc.Conn.Write(p)
 	cc.stats.bytesOut += int64(n)
+	if cc.obs != nil {
+		cc.obs.Sent(n)
+	}
 	return n, err
 }
 
@@ -202,6 +220,9 @@ func (c *conn) serve() {
 	defer func() {
 		if p := recover(); p != nil {
 			c.srv.panics.Add(1)
+			if c.obs != nil {
+				c.obs.Panic()
+			}
 			c.log.Error("panic in session", "panic", p, "stack", string(debug.Stack()))
 		}
 	}()
@@ -267,6 +288,9 @@ func (c *conn) loop() {
 			err = pop3.ErrLineTooLong
 		}
 		if errors.Is(err, pop3.ErrLineTooLong) {
+			if c.obs != nil {
+				c.obs.Command(CommandOther, false)
+			}
 			if !c.reply(pop3.Err(fmt.Sprintf("line too long (limit %d octets)", c.cfg.MaxLineLength))) {
 				return
 			}
@@ -292,6 +316,9 @@ func (c *conn) loop() {
 			err = pop3.Err(err.Error())
 		} else {
 			err = c.dispatch(cmd)
+		}
+		if c.obs != nil {
+			c.obs.Command(commandLabel(cmd.Name), err == nil)
 		}
 		if !c.reply(err) {
 			return

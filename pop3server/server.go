@@ -157,8 +157,9 @@ type Server struct {
 	closed     bool
 	sessions   sync.WaitGroup
 
-	nextID atomic.Uint64
-	panics atomic.Int64
+	nextID   atomic.Uint64
+	panics   atomic.Int64
+	observer observerSlot
 }
 
 // settings is a checked Config with its defaults filled in, and what is
@@ -321,10 +322,16 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			nc.Close()
 			continue
 		}
-		if reason := s.admit(c); reason != "" {
+		if reason, label := s.admit(c); reason != "" {
+			if c.obs != nil {
+				c.obs.ConnectionRefused(label)
+			}
 			c.log.Warn("connection refused", "reason", reason)
 			go refuse(nc, reason, c.cfg.WriteTimeout)
 			continue
+		}
+		if c.obs != nil {
+			c.obs.SessionStarted(c.listener)
 		}
 		go c.serve()
 	}
@@ -365,25 +372,29 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// admit registers a new connection, or says why it exceeds the limits.
-func (s *Server) admit(c *conn) string {
+// admit registers a new connection, or says why it exceeds the limits:
+// the text for the client and the Refused* label for the Observer.
+func (s *Server) admit(c *conn) (reason, label string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.closed:
-		return "server shutting down"
+		return "server shutting down", RefusedShuttingDown
 	case len(s.conns) >= c.cfg.MaxConnections:
-		return "too many connections"
+		return "too many connections", RefusedMaxConns
 	case s.perNetwork[c.network] >= c.cfg.MaxConnectionsPerIP:
-		return "too many connections from your address"
+		return "too many connections from your address", RefusedMaxPerIP
 	}
 	s.conns[c] = struct{}{}
 	s.perNetwork[c.network]++
 	s.sessions.Add(1)
-	return ""
+	return "", ""
 }
 
 func (s *Server) release(c *conn) {
+	if c.obs != nil {
+		c.obs.SessionEnded(c.listener)
+	}
 	s.mu.Lock()
 	delete(s.conns, c)
 	if s.perNetwork[c.network]--; s.perNetwork[c.network] <= 0 {

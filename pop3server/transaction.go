@@ -139,6 +139,10 @@ func (c *conn) handleTop(cmd pop3.Command) error {
 // copied in chunks straight from the store to the socket buffer; only
 // the header is looked at, for RFC 6856 (see prepareHeader).
 func (c *conn) send(i, bodyLines int) error {
+	var start time.Time // read only for the Observer
+	if c.obs != nil {
+		start = time.Now()
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
 	body, err := c.maildrop.Open(ctx, i)
 	cancel()
@@ -192,6 +196,9 @@ func (c *conn) send(i, bodyLines int) error {
 	}
 	if whole {
 		c.retrieved[i] = true
+		if c.obs != nil {
+			c.obs.Retrieved(size, time.Since(start), bodyLines < 0)
+		}
 		if bodyLines < 0 {
 			c.stats.retrieved++
 			c.stats.retrievedOctets += size
@@ -314,6 +321,9 @@ func (c *conn) update() error {
 		return pop3.ErrCode(pop3.CodeSysTemp, "some deleted messages not removed")
 	}
 	c.stats.deleted = len(deleted)
+	if c.obs != nil && len(deleted) > 0 {
+		c.obs.Deleted(len(deleted))
+	}
 	for _, i := range deleted {
 		c.stats.deletedOctets += c.messages[i].Size
 	}

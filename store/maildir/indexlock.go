@@ -47,8 +47,21 @@ type indexMutex struct {
 }
 
 // lockIndex takes the index lock of the maildir at dir (opened as root).
-// The returned function releases it.
+// The returned function releases it. The Observer, if any, is told how
+// long that took.
 func (s *Store) lockIndex(ctx context.Context, root *os.Root, dir string) (unlock func(), err error) {
+	o := s.obs()
+	if o == nil {
+		return s.waitIndexLock(ctx, root, dir)
+	}
+	start := time.Now()
+	unlock, err = s.waitIndexLock(ctx, root, dir)
+	o.IndexLockWaited(time.Since(start), err)
+	return unlock, err
+}
+
+// waitIndexLock is lockIndex without the Observer.
+func (s *Store) waitIndexLock(ctx context.Context, root *os.Root, dir string) (unlock func(), err error) {
 	if err := s.fault("lock-index"); err != nil {
 		return nil, err
 	}

@@ -251,6 +251,9 @@ func (s *Store) takeOver(root *os.Root, dir string, me lockHolder) error {
 	}
 	s.logger.Warn("took over stale maildrop lock", "maildir", dir, "reason", reason,
 		"holder_host", holder.host, "holder_pid", holder.pid)
+	if o := s.obs(); o != nil {
+		o.LockTakenOver()
+	}
 	return nil
 }
 

@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/postoffice-mail/postoffice/store"
+	"github.com/postoffice-mail/postoffice/store/maildir/legacy"
 )
 
 // Config configures a Store.
@@ -82,6 +83,12 @@ type Config struct {
 	// index or listing the directories. Zero means DefaultSnapshotCache;
 	// a negative value turns the cache off.
 	SnapshotCacheMessages int
+	// Legacy names another POP3 server that served these maildrops
+	// before, whose unique ids (and message order) a maildrop keeps when
+	// this store first indexes it (see takeover.go and package legacy):
+	// no leave-on-server client downloads anything again after the
+	// switch. The zero value takes over nothing.
+	Legacy legacy.Config
 }
 
 // Store is the Maildir store. It implements store.Store and
@@ -91,6 +98,7 @@ type Store struct {
 	lockLease time.Duration
 	logger    *slog.Logger
 	hostname  string
+	legacy    legacy.Config
 
 	// faultHook, set only by tests, makes the named step of a delivery
 	// or an index update fail (see fault).
@@ -98,6 +106,7 @@ type Store struct {
 	usage     usageCache
 	snapshots snapshotCache
 	tmpClean  tmpCleaner
+	observer  observerSlot
 }
 
 var (
@@ -120,7 +129,10 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("maildir store: %w", err)
 	}
-	s := &Store{location: loc, lockLease: cfg.LockLease, logger: cfg.Logger, hostname: cfg.Hostname}
+	if err := cfg.Legacy.Validate(); err != nil {
+		return nil, fmt.Errorf("maildir store: %w", err)
+	}
+	s := &Store{location: loc, lockLease: cfg.LockLease, logger: cfg.Logger, hostname: cfg.Hostname, legacy: cfg.Legacy}
 	switch {
 	case cfg.SnapshotCacheMessages == 0:
 		s.snapshots.limit = DefaultSnapshotCache
