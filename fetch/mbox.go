@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/postoffice-mail/postoffice/mbox"
 )
 
 // mboxDest appends to an mbox file in the mboxrd format: each message
@@ -136,51 +138,11 @@ func (o *offsetWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// fromLine is the separator line: no envelope sender is known to a POP3
-// client, so it is MAILER-DAEMON, as mpop and mutt write it.
-func fromLine(date int64) string {
-	return "From MAILER-DAEMON " + time.Unix(date, 0).UTC().Format("Mon Jan _2 15:04:05 2006") + "\n"
-}
-
-// renderMboxrd writes the "From " line, the message (LF line ends) with
-// mboxrd quoting, and the blank line that ends it.
+// renderMboxrd writes the message in mboxrd form (package mbox). No
+// envelope sender is known to a POP3 client, so its "From " line names
+// MAILER-DAEMON, as mpop and mutt write it.
 func renderMboxrd(w *bufio.Writer, body io.Reader, date int64) error {
-	w.WriteString(fromLine(date))
-	br := bufio.NewReaderSize(body, 64<<10)
-	atStart := true
-	var last byte = '\n'
-	empty := true
-	for {
-		if atStart {
-			// ">*From " at the start of a line gets one more '>'.
-			peek, _ := br.Peek(64)
-			i := 0
-			for i < len(peek) && peek[i] == '>' {
-				i++
-			}
-			if bytes.HasPrefix(peek[i:], []byte("From ")) {
-				w.WriteByte('>')
-			}
-		}
-		chunk, err := br.ReadSlice('\n')
-		if len(chunk) > 0 {
-			empty = false
-			w.Write(chunk)
-			last = chunk[len(chunk)-1]
-			atStart = last == '\n'
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return err
-		}
-	}
-	if !empty && last != '\n' {
-		w.WriteByte('\n')
-	}
-	_, err := w.WriteString("\n")
-	return err
+	return mbox.WriteMboxrd(w, mbox.FormatFromLine("", time.Unix(date, 0)), body)
 }
 
 func (d *mboxDest) commit(ctx context.Context) error { return nil }
