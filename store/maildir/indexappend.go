@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Deliver adds a message to the index by appending one record to the end
@@ -221,8 +220,11 @@ func (s *Store) createIndex(ctx context.Context, root *os.Root, dir string) erro
 	if err != nil {
 		return err
 	}
-	ix := newIndex(uint64(time.Now().Unix()))
-	if _, err := s.reconcile(ctx, root, dir, ix, files); err != nil {
+	ix, adopted, err := s.startIndex(root, dir, files)
+	if err != nil {
+		return err
+	}
+	if _, err := s.reconcile(ctx, root, dir, ix, files, adopted); err != nil {
 		return err
 	}
 	return writeIndex(root, ix)

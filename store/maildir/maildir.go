@@ -106,7 +106,6 @@ type Store struct {
 	usage     usageCache
 	snapshots snapshotCache
 	tmpClean  tmpCleaner
-	observer  observerSlot
 }
 
 var (

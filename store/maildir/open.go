@@ -137,12 +137,14 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string, taken time.
 		return nil, err
 	}
 	changed := false
+	var adopted map[string]takenOver
 	if ix == nil {
-		// UIDVALIDITY: fixed now, for the life of the index.
-		ix = newIndex(uint64(time.Now().Unix()))
+		if ix, adopted, err = s.startIndex(root, dir, files); err != nil {
+			return nil, err
+		}
 		changed = true
 	}
-	more, err := s.reconcile(ctx, root, dir, ix, files)
+	more, err := s.reconcile(ctx, root, dir, ix, files, adopted)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +178,11 @@ func upToDate(ix *index, files map[string]msgFile) bool {
 // uids stay used), and files the index does not know get the next uids,
 // in order of arrival. Files that turn out not to be messages are removed
 // from files. It reports whether ix changed.
-func (s *Store) reconcile(ctx context.Context, root *os.Root, dir string, ix *index, files map[string]msgFile) (bool, error) {
+//
+// adopted, for a new index only, holds the ids taken over from another
+// server (see takeover.go): those files come first, in that server's
+// order, and keep their ids.
+func (s *Store) reconcile(ctx context.Context, root *os.Root, dir string, ix *index, files map[string]msgFile, adopted map[string]takenOver) (bool, error) {
 	changed := false
 	if missing(ix, files) {
 		// A file renamed by another program while we listed its
@@ -219,6 +225,16 @@ func (s *Store) reconcile(ctx context.Context, root *os.Root, dir string, ix *in
 		keys[m.file.base] = naturalKey(m.file.base)
 	}
 	slices.SortFunc(fresh, func(a, b freshMessage) int {
+		ta, aok := adopted[a.file.base]
+		tb, bok := adopted[b.file.base]
+		switch {
+		case aok && bok:
+			return cmp.Compare(ta.pos, tb.pos)
+		case aok:
+			return -1
+		case bok:
+			return 1
+		}
 		if c := cmp.Compare(a.received, b.received); c != 0 {
 			return c
 		}
@@ -227,15 +243,33 @@ func (s *Store) reconcile(ctx context.Context, root *os.Root, dir string, ix *in
 		}
 		return strings.Compare(a.file.base, b.file.base)
 	})
+	explicit := 0
 	for _, m := range fresh {
-		ix.entries[m.file.base] = &entry{
+		e := &entry{
 			uid:      ix.nextUID,
 			vsize:    m.vsize,
 			received: m.received,
 			base:     m.file.base,
 		}
-		ix.nextUID++
+		if t, ok := adopted[m.file.base]; ok && t.id != ix.uniqueID(e.uid) {
+			e.id = t.id
+			explicit++
+			// Adopted files come first: no later file gets a uid
+			// whose generated id this one has.
+			if uid, ok := generatedUID(e.id, ix.uidValidity); ok {
+				ix.reserve(uid)
+			}
+		}
+		ix.entries[m.file.base] = e
+		ix.reserve(e.uid)
 		changed = true
+	}
+	if explicit > 0 {
+		// What parseIndex will check at every load: never write an
+		// index that would not load.
+		if err := ix.checkExplicitIDs(explicit); err != nil {
+			return false, fmt.Errorf("taking over unique ids: %w", err)
+		}
 	}
 	return changed, nil
 }

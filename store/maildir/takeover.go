@@ -1,0 +1,174 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/postoffice-mail/postoffice/store"
+	"github.com/postoffice-mail/postoffice/store/maildir/legacy"
+)
+
+// Taking over another POP3 server's unique ids (Config.Legacy). The first
+// time this store indexes a maildrop — the first login or delivery after
+// the switch, when there is no index yet — it reads the other server's
+// state (package legacy) and gives each message it knew the id it showed,
+// in its POP3 order, ahead of any message it never listed. The ids go
+// into the new index as explicit ids (see index.go), so they stay as they
+// are for good, also once the other server's files are deleted. Later
+// logins never read those files again.
+//
+// Nothing is taken over silently: the outcome (ids kept, renamed as
+// duplicates, not kept and why, damage in the state file) is logged when
+// the index is made, and CheckTakeover tells it beforehand.
+
+// takenOver is a message's id and place in the other server's POP3 order.
+type takenOver struct {
+	pos int
+	id  string
+}
+
+// maxReportLines bounds the log lines of one kind a takeover writes.
+const maxReportLines = 20
+
+// startIndex returns the index of a maildrop that has none yet, and the
+// ids to take over for its files (nil when Config.Legacy names no
+// source). An unreadable state file is an error: a login that went on
+// without it would give every message a new id for good.
+func (s *Store) startIndex(root *os.Root, dir string, files map[string]msgFile) (*index, map[string]takenOver, error) {
+	// UIDVALIDITY: fixed now, for the life of the index.
+	ix := newIndex(uint64(time.Now().Unix()))
+	if s.legacy.Source == legacy.None {
+		return ix, nil, nil
+	}
+	res, err := s.readLegacy(root, files)
+	if err != nil {
+		return nil, nil, fmt.Errorf("take over the unique ids of %s: %w", s.legacy.Source, err)
+	}
+	s.logTakeover(dir, &res.Report)
+	adopted := make(map[string]takenOver, len(res.Messages))
+	for i, m := range res.Messages {
+		adopted[m.Base] = takenOver{pos: i, id: m.ID}
+	}
+	return ix, adopted, nil
+}
+
+// readLegacy reads the other server's ids for files.
+func (s *Store) readLegacy(root *os.Root, files map[string]msgFile) (*legacy.Result, error) {
+	bases := make([]string, 0, len(files))
+	for base := range files {
+		bases = append(bases, base)
+	}
+	return legacy.Read(root.FS(), s.legacy, bases)
+}
+
+// logTakeover logs a takeover's report: a summary, then what was renamed,
+// not kept or damaged, a bounded number of lines of each.
+func (s *Store) logTakeover(dir string, r *legacy.Report) {
+	level := "info"
+	if len(r.Lost) > 0 || len(r.Problems) > 0 || len(r.Renamed) > 0 || (!r.Found && r.Source != legacy.FileName) {
+		level = "warn"
+	}
+	attrs := []any{"maildir", dir, "source", string(r.Source), "file", r.StateFile, "kept", r.Kept,
+		"renamed", len(r.Renamed), "not_kept", len(r.Lost), "not_listed", len(r.Unlisted), "problems", len(r.Problems)}
+	if r.Format != "" {
+		attrs = append(attrs, "format", r.Format)
+	}
+	if level == "warn" {
+		s.logger.Warn("taking over unique ids: "+r.Summary(), attrs...)
+	} else {
+		s.logger.Info("taking over unique ids: "+r.Summary(), attrs...)
+	}
+	for i, p := range r.Problems {
+		if i == maxReportLines {
+			s.logger.Warn("taking over unique ids: more problems not logged", "maildir", dir, "count", len(r.Problems)-i)
+			break
+		}
+		s.logger.Warn("taking over unique ids: "+r.StateFile+" "+p, "maildir", dir)
+	}
+	for i, x := range r.Renamed {
+		if i == maxReportLines {
+			s.logger.Warn("taking over unique ids: more renamed duplicates not logged", "maildir", dir, "count", len(r.Renamed)-i)
+			break
+		}
+		s.logger.Warn("taking over unique ids: duplicate id renamed as Dovecot's pop3_uidl_duplicates=rename does",
+			"maildir", dir, "file", x.Base, "was", x.Was, "now", x.Now)
+	}
+	for i, x := range r.Lost {
+		if i == maxReportLines {
+			s.logger.Warn("taking over unique ids: more ids not kept not logged", "maildir", dir, "count", len(r.Lost)-i)
+			break
+		}
+		s.logger.Warn("taking over unique ids: id not kept; the message gets a new one", "maildir", dir,
+			"file", x.Base, "id", x.ID, "reason", x.Reason)
+	}
+}
+
+// TakeoverCheck is what taking over another server's unique ids does, or
+// did, for one maildrop.
+type TakeoverCheck struct {
+	// Dir is the maildrop's directory.
+	Dir string
+	// Exists is false when there is no maildrop yet (nothing to keep).
+	Exists bool
+	// Indexed is true when the maildrop has a postoffice index already:
+	// its ids are frozen (taken over when it was made, if at all), and
+	// nothing is read from the other server again.
+	Indexed bool
+	// Messages is the number of message files.
+	Messages int
+	// Report is what a takeover would keep, rename and lose; nil when
+	// Indexed, when !Exists, or when Config.Legacy names no source.
+	Report *legacy.Report
+}
+
+// CheckTakeover tells, without changing anything, what the first open of
+// the account's maildrop would keep of the other server's unique ids
+// (Config.Legacy): per message, kept, renamed as a duplicate, or not kept
+// and why. It takes no lock; a maildrop in use by the other server may
+// change before the switch.
+func (s *Store) CheckTakeover(ctx context.Context, acct store.Account) (*TakeoverCheck, error) {
+	dir, err := s.maildropDir(acct)
+	if err != nil {
+		return nil, err
+	}
+	check := &TakeoverCheck{Dir: dir}
+	root, err := os.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return check, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check maildrop of %q: %w", acct.Name, err)
+	}
+	defer root.Close()
+	check.Exists = true
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	files, err := s.scan(root, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return check, nil // no new/ or cur/: no messages
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check maildrop of %q: %w", acct.Name, err)
+	}
+	check.Messages = len(files)
+	if _, err := root.Lstat(indexFile); err == nil {
+		check.Indexed = true
+		return check, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("check maildrop of %q: %w", acct.Name, err)
+	}
+	if s.legacy.Source == legacy.None {
+		return check, nil
+	}
+	res, err := s.readLegacy(root, files)
+	if err != nil {
+		return nil, fmt.Errorf("check maildrop of %q: %w", acct.Name, err)
+	}
+	check.Report = &res.Report
+	return check, nil
+}
