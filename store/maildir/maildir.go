@@ -106,6 +106,7 @@ type Store struct {
 	usage     usageCache
 	snapshots snapshotCache
 	tmpClean  tmpCleaner
+	observer  observerSlot
 }
 
 var (
