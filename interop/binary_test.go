@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/postoffice-mail/postoffice/internal/leakcheck"
 )
 
 // The server binary is built once per test run, into binaryDir, which
@@ -27,12 +29,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	leaks := leakcheck.Start()
 	code := m.Run()
 	pgCluster.Stop()
 	if binaryDir != "" {
 		os.RemoveAll(binaryDir)
 	}
-	os.Exit(code)
+	// After the tests and their cleanups: no goroutine or descriptor of
+	// this process (clients, in-process servers, pipes to the programs
+	// run) may be left.
+	os.Exit(leaks.Check(code))
 }
 
 // postofficeBinary builds cmd/postoffice from this module, once.
