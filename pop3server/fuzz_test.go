@@ -10,9 +10,11 @@ import (
 )
 
 // FuzzSession replays arbitrary client input in every session state: before
-// login, after login, and after STLS is refused. Whatever the input, the
-// server must answer without panicking, end the session when the input
-// ends, and never lose a message the input did not delete and QUIT.
+// login (mode 0), after login (mode 1) and in the middle of a SASL exchange
+// (modes 2 and 3: after "AUTH PLAIN" and "AUTH LOGIN", so the input is read
+// as SASL responses first). Whatever the input, the server must answer
+// without panicking, end the session when the input ends, and never lose a
+// message the input did not delete and QUIT.
 func FuzzSession(f *testing.F) {
 	seeds := []string{
 		"CAPA\r\nSTAT\r\nQUIT\r\n",
@@ -21,10 +23,17 @@ func FuzzSession(f *testing.F) {
 		"RETR 0\r\nRETR -1\r\nLIST 99999999999999999999\r\n",
 		"USER ../../etc\r\nPASS x\r\nAPOP a b\r\nSTLS\r\n",
 		"\x00\xff\r\n\n\r\r\n" + strings.Repeat("A", 400) + "\r\nNOOP\r\n",
+		"AUTH PLAIN AGJvYgBidWlsZGVy\r\nSTAT\r\nDELE 1\r\nQUIT\r\n",
+		"AUTH PLAIN\r\n*\r\nAUTH LOGIN Ym9i\r\nYnVpbGRlcg==\r\nLIST\r\n",
+		"AUTH SCRAM-SHA-256 biwsbj1ib2Iscj1hYmM=\r\n=\r\nAUTH XOAUTH2 ===\r\n",
+		"AGFsaWNlAHdvbmRlcmxhbmQ=\r\nUIDL\r\n",
+		"YWxpY2U=\r\nd29uZGVybGFuZA==\r\nRETR 1\r\n",
+		"!!!notbase64\r\n" + strings.Repeat("QUFB", 300) + "\r\n",
 	}
 	for _, s := range seeds {
-		f.Add(byte(0), []byte(s))
-		f.Add(byte(1), []byte(s))
+		for mode := range byte(4) {
+			f.Add(mode, []byte(s))
+		}
 	}
 	ts := newTestServer(f, func(c *Config) { c.MaxBadCommands = 5 })
 	f.Fuzz(func(t *testing.T, mode byte, input []byte) {
@@ -36,18 +45,21 @@ func FuzzSession(f *testing.F) {
 		l.conns <- fakeAddrConn{server, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}}
 		defer client.Close()
 
+		mode %= 4
 		user := "alice"
-		if mode%2 == 1 {
+		if mode == 1 {
 			user = "bob"
 		}
 		before := len(ts.store.Messages(user))
 		if before < 2 {
 			ts.deliver(user, msg1, msg2)
 		}
-		prefix := ""
-		if mode%2 == 1 {
-			prefix = "USER bob\r\nPASS builder\r\n"
-		}
+		prefix := [...]string{
+			"",
+			"USER bob\r\nPASS builder\r\n",
+			"AUTH PLAIN\r\n",
+			"AUTH LOGIN\r\n",
+		}[mode]
 		client.SetDeadline(time.Now().Add(10 * time.Second))
 		// Read everything the server says while writing, so neither side
 		// blocks on the unbuffered pipe.

@@ -47,6 +47,8 @@ declare -A needs=(
 	# front of the nodes.
 	[postgresql-15]=""
 	[haproxy]=haproxy
+	# groff renders the man page (cmd/postoffice TestManPageRenders).
+	[groff-base]=groff
 )
 
 missing=()
@@ -109,3 +111,8 @@ step "go test"
 # -count=1: the interop tests depend on programs outside the build cache's
 # view, so results must never be cached.
 POSTOFFICE_INTEROP=1 go test -race -count=1 -timeout 12m ./...
+
+step "fuzz"
+# Every fuzz target briefly, after its committed corpus (testdata/fuzz);
+# the longer local campaign is in docs/reliability.md.
+./scripts/fuzz.sh -time 4s
