@@ -43,8 +43,11 @@ type Report struct {
 
 // IDChange is one unique id that an import does not keep as it was.
 type IDChange struct {
-	// Message is the message's number in the source (1-based).
+	// Message is the message's number in the source (1-based), or 0
+	// when File names it.
 	Message int
+	// File is the message's file name (a Maildir's, up to ':').
+	File string
 	// From is the id the source gave, To the id the message gets.
 	From, To string
 	// Why says why.
@@ -52,6 +55,9 @@ type IDChange struct {
 }
 
 func (c IDChange) String() string {
+	if c.File != "" {
+		return fmt.Sprintf("file %s: %s: %q becomes %q", c.File, c.Why, c.From, c.To)
+	}
 	return fmt.Sprintf("message %d: %s: %q imported as %q", c.Message, c.Why, c.From, c.To)
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/postoffice-mail/postoffice/mbox"
 	"github.com/postoffice-mail/postoffice/store"
+	"github.com/postoffice-mail/postoffice/store/maildir"
+	"github.com/postoffice-mail/postoffice/store/maildir/legacy"
 )
 
 func TestAssignIDs(t *testing.T) {
@@ -227,5 +229,58 @@ func TestMboxMissingOrNot(t *testing.T) {
 	}
 	if !errors.Is(res.Failed["alice"], ErrNoMbox) || !errors.Is(res.Failed["bob"], mbox.ErrNotMbox) {
 		t.Errorf("failures: %v", res.Failed)
+	}
+}
+
+// A Dovecot Maildir imported into PostgreSQL: the dry run reports the
+// ids a takeover keeps without touching the Maildir, and the import
+// gives each message the id Dovecot showed, in Dovecot's order.
+func TestDovecotMaildirToPostgres(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "dave", "Maildir")
+	at := time.Unix(1_700_000_000, 0)
+	for name, body := range map[string]string{
+		"cur/1700000010.M1P1.mx,S=10,W=11:2,S": "Subject: a\n\n",
+		"cur/1700000020.M1P1.mx,S=10,W=11:2,":  "Subject: b\n\n",
+		"new/1700000030.M1P1.mx,S=10,W=11":     "Subject: c\n\n",
+		"dovecot-uidlist": "3 V1690000000 N12 G00112233445566778899aabbccddeeff\n" +
+			"7 :1700000010.M1P1.mx,S=10,W=11\n9 :1700000020.M1P1.mx,S=10,W=11\n11 :1700000030.M1P1.mx,S=10,W=11\n",
+	} {
+		path := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(path), 0o700)
+		os.WriteFile(path, []byte(body), 0o600)
+		os.Chtimes(path, at, at)
+	}
+	os.MkdirAll(filepath.Join(dir, "tmp"), 0o700)
+	src, err := maildir.New(maildir.Config{Location: filepath.Join(root, "{user}", "Maildir"), Legacy: legacy.Config{Source: legacy.Dovecot}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := newPostgres(t)
+	acct := []store.Account{{Name: "dave"}}
+	checked, err := Check(t.Context(), Maildir(src), pg, acct)
+	if err != nil || checked[0].Err != nil {
+		t.Fatalf("Check: %+v, %v", checked, err)
+	}
+	if r := checked[0].Report; r.Messages != 3 || r.Kept != 3 || !strings.Contains(r.Source, "dovecot ids from dovecot-uidlist") {
+		t.Errorf("dry run: %s\n%s", r.Summary(), strings.Join(r.Details(), "\n"))
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "postoffice") {
+			t.Errorf("the dry run wrote %s into the Maildir", e.Name())
+		}
+	}
+	res, err := Run(t.Context(), Maildir(src), Postgres(pg), acct, nil)
+	if err != nil || res.Copied != 3 {
+		t.Fatalf("Run: %+v, %v", res, err)
+	}
+	var ids []string
+	for _, m := range look(t, pg, acct[0]).infos {
+		ids = append(ids, m.UID)
+	}
+	if want := []string{"0000000764bb5a80", "0000000964bb5a80", "0000000b64bb5a80"}; strings.Join(ids, ",") != strings.Join(want, ",") {
+		t.Errorf("ids in PostgreSQL %q, want Dovecot's %q", ids, want)
 	}
 }

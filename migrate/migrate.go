@@ -61,6 +61,10 @@ type End struct {
 	Export func(ctx context.Context, acct store.Account) (*Exported, error)
 	// Import opens a maildrop to copy into.
 	Import func(ctx context.Context, acct store.Account, uidValidity, nextUID uint64) (Importer, error)
+	// Inspect, if set, tells Check what an export would make of a
+	// maildrop without the changes Export may make (a Maildir taking over
+	// another server's ids); a nil Report means Export can tell.
+	Inspect func(ctx context.Context, acct store.Account) (*Report, error)
 }
 
 // Maildir is the Maildir store as a migration end.
@@ -76,6 +80,9 @@ func Maildir(s *maildir.Store) End {
 		},
 		Import: func(ctx context.Context, acct store.Account, v, n uint64) (Importer, error) {
 			return s.BeginImport(ctx, acct, v, n)
+		},
+		Inspect: func(ctx context.Context, acct store.Account) (*Report, error) {
+			return inspectMaildir(ctx, s, acct)
 		},
 	}
 }
