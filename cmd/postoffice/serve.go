@@ -109,6 +109,14 @@ func serveWith(ctx context.Context, cfg *config.Config, stderr io.Writer, opts s
 		closeAll(secure)
 		return err
 	}
+	adm, err := startAdmin(cfg, logs.Logger("admin"), srv, lmtpSrv, b) // [admin]: metrics, /healthz, /readyz
+	if err != nil {
+		closeAll(plain)
+		closeAll(secure)
+		closeAll(lmtpListeners)
+		return err
+	}
+	defer adm.close()
 
 	errc := make(chan error, len(plain)+len(secure)+len(lmtpListeners))
 	for _, l := range plain {
@@ -120,6 +128,7 @@ func serveWith(ctx context.Context, cfg *config.Config, stderr io.Writer, opts s
 	for _, l := range lmtpListeners {
 		go func() { errc <- lmtpSrv.Serve(l) }()
 	}
+	adm.setReady(true)
 	if opts.ready != nil {
 		opts.ready(addrs(plain), addrs(secure))
 	}
@@ -147,6 +156,7 @@ wait:
 		}
 	}
 	systemd.Stopping()
+	adm.setReady(false)
 	timeout := r.applied.Server.ShutdownTimeout.Duration
 	logger.Info("shutting down", "timeout", timeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
