@@ -248,6 +248,24 @@ type Maildir struct {
 	// LockLease is how long a maildrop lock stays valid without renewal,
 	// so that the locks of a crashed server expire. At least `"10s"`.
 	LockLease Duration `toml:"lock_lease"`
+	// ImportUIDL names the POP3 server that served these Maildirs before,
+	// so that each maildrop keeps the unique ids (and the message order)
+	// that server showed and no leave-on-server client downloads anything
+	// again: `"dovecot"` (its dovecot-uidlist, with
+	// `dovecot_uidl_format`), `"courier"` (its courierpop3dsizelist, or
+	// the file names where there is none), `"filename"` (the file name up
+	// to `:`, as qmail-pop3d showed it), or `""` (none). The ids are taken
+	// over when postoffice first opens a maildrop and are frozen in its
+	// index from then on; what could not be kept is logged then, and
+	// `postoffice import --check` tells it beforehand.
+	ImportUIDL string `toml:"import_uidl"`
+	// DovecotUIDLFormat is the `pop3_uidl_format` Dovecot used, for
+	// `import_uidl = "dovecot"`: `"%08Xu%08Xv"` (its default), `"%u"`,
+	// `"%v.%u"`, `"%f"`, `"%g"` or any other in Dovecot 2.3's syntax. A
+	// UIDL Dovecot saved (pop3_save_uidl) is kept whatever the format; `%m`
+	// works only through saved UIDLs, since Dovecot computes it for mbox
+	// alone.
+	DovecotUIDLFormat string `toml:"dovecot_uidl_format"`
 }
 
 // Auth is the [auth] table: the SASL mechanisms AUTH offers (RFC 5034) and the
@@ -398,8 +416,9 @@ func fileDefaults() *Config {
 			DefaultScheme: "ARGON2ID",
 		},
 		Maildir: Maildir{
-			Location:  "{home}/Maildir",
-			LockLease: Duration{2 * time.Minute},
+			Location:          "{home}/Maildir",
+			LockLease:         Duration{2 * time.Minute},
+			DovecotUIDLFormat: "%08Xu%08Xv",
 		},
 		Store:    Store{Backend: "maildir"},
 		Postgres: defaultPostgres(),

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/postoffice-mail/postoffice/store/maildir/legacy"
 )
 
 // problem is a rule a setting breaks, before it is given a position.
@@ -72,6 +74,8 @@ func validate(c *Config) []problem {
 
 		{"maildir.location", locationTemplate(c.Maildir.Location)},
 		{"maildir.lock_lease", atLeast(c.Maildir.LockLease, 10*time.Second, "")},
+		{"maildir.import_uidl", oneOf(c.Maildir.ImportUIDL, "", "dovecot", "courier", "filename")},
+		{"maildir.dovecot_uidl_format", uidlFormat(c.Maildir.DovecotUIDLFormat)},
 
 		// Past a minute clients give up rather than wait.
 		{"auth.mechanisms", mechanisms(c.Auth.Mechanisms, c)},
@@ -384,6 +388,12 @@ func tlsVersion(v string) error {
 
 // placeholder matches one {name} in a maildir location template.
 var placeholder = regexp.MustCompile(`\{[^{}]*\}`)
+
+// uidlFormat checks a Dovecot pop3_uidl_format.
+func uidlFormat(s string) error {
+	_, err := legacy.ParseFormat(s)
+	return err
+}
 
 // locationTemplate checks maildir.location after path resolution: known
 // placeholders only, one that tells users apart, and a result that is

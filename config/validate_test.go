@@ -180,6 +180,12 @@ func TestValidationRules(t *testing.T) {
 			line: 4, setting: "maildir.location", msg: "not an absolute path once expanded"},
 		{name: "lock lease short", doc: withCert + "[maildir]\nlock_lease = \"5s\"\n",
 			line: 4, setting: "maildir.lock_lease", msg: `"5s" is below the minimum of 10s`},
+		{name: "import_uidl unknown", doc: withCert + "[maildir]\nimport_uidl = \"cyrus\"\n",
+			line: 4, setting: "maildir.import_uidl", msg: `"cyrus" is not one of`},
+		{name: "dovecot_uidl_format unknown variable", doc: withCert + "[maildir]\ndovecot_uidl_format = \"%08Xq\"\n",
+			line: 4, setting: "maildir.dovecot_uidl_format", msg: "unknown variable %q"},
+		{name: "dovecot_uidl_format without variable", doc: withCert + "[maildir]\ndovecot_uidl_format = \"uidl\"\n",
+			line: 4, setting: "maildir.dovecot_uidl_format", msg: "has no variable"},
 
 		// [auth]
 		{name: "unknown mechanism", doc: withCert + "[auth]\nmechanisms = [\"PLAIN\", \"DIGEST-MD5\"]\n",

@@ -13,6 +13,7 @@ import (
 	"github.com/postoffice-mail/postoffice/config"
 	"github.com/postoffice-mail/postoffice/store"
 	"github.com/postoffice-mail/postoffice/store/maildir"
+	"github.com/postoffice-mail/postoffice/store/maildir/legacy"
 	"github.com/postoffice-mail/postoffice/store/postgres"
 )
 
@@ -88,6 +89,10 @@ func openBackends(cfg *config.Config, logFor func(subsystem string) *slog.Logger
 			Location:  cfg.Maildir.Location,
 			LockLease: cfg.Maildir.LockLease.Duration,
 			Logger:    logFor("store"),
+			Legacy: legacy.Config{
+				Source:        legacy.Source(cfg.Maildir.ImportUIDL),
+				DovecotFormat: cfg.Maildir.DovecotUIDLFormat,
+			},
 		})
 		if err != nil {
 			b.close()
