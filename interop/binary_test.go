@@ -2,6 +2,7 @@ package interop
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -119,11 +120,14 @@ passwd_file = %q
 
 [maildir]
 location = %q
+import_uidl = %q
+dovecot_uidl_format = %q
 
 [limits]
 auth_failure_delay = "0s"
 %s`, filepath.Join(s.dir, "state"), plainPort, tlsPort, opt.apop, s.certFile, s.keyFile, s.passwd,
-		filepath.Join(s.mailRoot, "{user}", "Maildir"), authTables(opt)), 0o600)
+		filepath.Join(s.mailRoot, "{user}", "Maildir"), opt.importUIDL, cmp.Or(opt.dovecotUIDLFormat, "%08Xu%08Xv"),
+		authTables(opt)), 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,7 +52,9 @@ func needDovecot(t *testing.T) string {
 	return need(t, "dovecot") // fails or skips with the usual message
 }
 
-func startDovecot(t *testing.T) *dovecot {
+// startDovecot starts Dovecot; settings are configuration lines added at
+// the end, where they override the defaults above them.
+func startDovecot(t *testing.T, settings ...string) *dovecot {
 	t.Helper()
 	bin := needDovecot(t)
 	dir, err := os.MkdirTemp("", "postoffice-dovecot-")
@@ -131,7 +134,8 @@ service pop3-login {
     ssl = yes
   }
 }
-`, dir, portOf(d.plain), portOf(d.tls), attempt+os.Getpid()*10, extra)), 0o644)
+%[6]s
+`, dir, portOf(d.plain), portOf(d.tls), attempt+os.Getpid()*10, extra, strings.Join(settings, "\n"))), 0o644)
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, bin, "-F", "-c", conf)
 		var out bytes.Buffer

@@ -119,6 +119,9 @@ type options struct {
 	// oauth is the introspection endpoint that validates bearer tokens
 	// for OAUTHBEARER and XOAUTH2 ([oauth]); nil: no OAuth.
 	oauth *oauthEndpoint
+	// importUIDL and dovecotUIDLFormat are [maildir] import_uidl and
+	// dovecot_uidl_format: whose unique ids the maildrops take over.
+	importUIDL, dovecotUIDLFormat string
 }
 
 // server is a running POP3 server.

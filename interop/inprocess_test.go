@@ -14,6 +14,7 @@ import (
 	"github.com/postoffice-mail/postoffice/internal/certs"
 	"github.com/postoffice-mail/postoffice/pop3server"
 	"github.com/postoffice-mail/postoffice/store/maildir"
+	"github.com/postoffice-mail/postoffice/store/maildir/legacy"
 )
 
 // startInProcess runs the POP3 engine in the test process with the real
@@ -30,6 +31,7 @@ func startInProcess(t *testing.T, s *site, opt options) *server {
 	maildrops, err := maildir.New(maildir.Config{
 		Location: filepath.Join(s.mailRoot, "{user}", "Maildir"),
 		Logger:   logger,
+		Legacy:   legacy.Config{Source: legacy.Source(opt.importUIDL), DovecotFormat: opt.dovecotUIDLFormat},
 	})
 	if err != nil {
 		t.Fatal(err)
