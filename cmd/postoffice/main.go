@@ -7,6 +7,7 @@
 //	postoffice user add|passwd|del|list  edit the passwd-file
 //	postoffice db migrate|status|import-users   the PostgreSQL schema and users
 //	postoffice migrate -to postgres|maildir [USER...]   copy maildrops between stores
+//	postoffice import -mbox PATH|-maildir LOCATION [-check] [USER...]   import another server's mail
 //
 // Each subcommand only parses flags and wires packages together.
 package main
@@ -56,6 +57,7 @@ var subcommands = []struct {
 	{"fetch", "download mail from POP3 accounts into a Maildir, mbox or MDA", runFetch},
 	{"db", "create or upgrade the PostgreSQL schema, load users into it", runDB},
 	{"migrate", "copy maildrops between Maildir and PostgreSQL, keeping unique ids", runMigrate},
+	{"import", "import mbox files or other Maildirs, keeping unique ids (X-UIDL, Dovecot, Courier)", runImport},
 	{"bench", "load-test a POP3 server on loopback (login, TLS, RETR, pipelining, idle, STAT)", runBench},
 }
 
