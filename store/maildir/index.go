@@ -86,10 +86,12 @@ func newIndex(uidValidity uint64) *index {
 	return &index{uidValidity: uidValidity, nextUID: 1, entries: make(map[string]*entry)}
 }
 
-// uniqueID is the POP3 unique id of uid: Dovecot's default
-// pop3_uidl_format "%08Xu%08Xv", so that a maildrop moved between
-// postoffice and Dovecot can keep its ids. It writes the hex digits by hand
-// because it runs once per message at every login.
+// uniqueID is the generated POP3 unique id of uid: the layout of
+// Dovecot's default pop3_uidl_format "%08Xu%08Xv", but in upper-case hex
+// (Dovecot writes lower case; ids taken over from Dovecot are explicit, so
+// the two never meet, and changing this would change every existing id).
+// It writes the hex digits by hand because it runs once per message at
+// every login.
 func (ix *index) uniqueID(uid uint64) string {
 	var buf [32]byte
 	b := appendHex8(buf[:0], uid)

@@ -14,11 +14,12 @@
 // and an empty "postoffice-pop3.lock.guard" whose flock serialises lock
 // takeovers.
 //
-// Unique ids have Dovecot's default form (pop3_uidl_format %08Xu%08Xv: the
-// message's uid and the maildrop's UIDVALIDITY in hex), which eases
-// migrations in either direction, unless a message came with an id of its
-// own: one kept from another server by an import, which the index stores
-// as it is and never changes.
+// Unique ids have the layout of Dovecot's default pop3_uidl_format
+// (%08Xu%08Xv: the message's uid and the maildrop's UIDVALIDITY in 8 hex
+// digits each), in upper-case hex where Dovecot writes lower case, unless
+// a message came with an id of its own: one kept from another server by an
+// import or a takeover (Config.Legacy), which the index stores as it is
+// and never changes.
 //
 // Other programs may deliver, move (new/ to cur/), re-flag or delete
 // messages at any time, also during a POP3 session: a message is known by
