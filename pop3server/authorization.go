@@ -229,6 +229,7 @@ func (c *conn) openMaildrop(ctx context.Context, user *auth.User) error {
 	c.srv.logins.record(user.Name, delay, time.Now())
 	c.loginResult(LoginOK)
 	c.user, c.maildrop, c.state = user, md, transaction
+	c.srv.loggedIn(c)
 	c.messages = md.Messages()
 	c.deleted = make([]bool, len(c.messages))
 	c.retrieved = make([]bool, len(c.messages))

@@ -297,6 +297,10 @@ func (c *conn) loop() {
 			continue
 		}
 		if err != nil {
+			if c.srv.wasEvicted(c) {
+				c.writeLine(evictedReply) // flushed on the way out
+				return
+			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.log.Debug("read failed", "err", err)
 			}

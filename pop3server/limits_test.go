@@ -76,9 +76,11 @@ func TestConnectionsPerAddress(t *testing.T) {
 	_ = b
 }
 
+// A server full of logged-in sessions refuses a new connection (one full
+// of connections not logged in evicts the oldest: TestEvictOldestNotLoggedIn).
 func TestMaxConnections(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.MaxConnections = 1 })
-	ts.dial()
+	ts.dial().login("alice", "wonderland")
 	line := newReader(dialRaw(t, ts.addr)).readStatus(t)
 	if r, _ := pop3.ParseReply(line); r.OK || r.Code != pop3.CodeSysTemp {
 		t.Fatalf("second connection got %q", line)

@@ -171,6 +171,8 @@ func TestObserverRefusedAndPlaintext(t *testing.T) {
 	rec := newRecorder()
 	ts.srv.SetObserver(rec)
 	first := ts.dial()
+	// Logged in, so that the next connection cannot evict it.
+	first.login("alice", "wonderland")
 	nc, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -194,6 +196,7 @@ func TestObserverRefusedAndPlaintext(t *testing.T) {
 	got := rec.snapshot(t, 2)
 	want := map[string]int{
 		"refused max_connections": 1, "start pop3": 2, "end pop3": 2,
+		"login USER ok": 1, "cmd USER true": 1, "cmd PASS true": 1, "open true": 1,
 		"login USER refused": 1, "login APOP refused": 1, "login PLAIN refused": 1,
 		"cmd USER false": 1, "cmd APOP false": 1, "cmd AUTH false": 1, "cmd QUIT true": 2,
 	}

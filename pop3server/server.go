@@ -154,6 +154,7 @@ type Server struct {
 	listeners  map[net.Listener]struct{}
 	conns      map[*conn]struct{}
 	perNetwork map[string]int
+	preauth    preauthQueue // the sessions not logged in, for eviction
 	closed     bool
 	sessions   sync.WaitGroup
 
@@ -305,8 +306,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			}
 			// Out of file descriptors and the like: wait and retry
 			// rather than spin or give up (as net/http does).
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+			if retryAccept(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.settings().log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
 				time.Sleep(backoff)
@@ -335,11 +335,6 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		}
 		go c.serve()
 	}
-}
-
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
 }
 
 // refuse tells a client over the connection limits to come back later
@@ -380,13 +375,14 @@ func (s *Server) admit(c *conn) (reason, label string) {
 	switch {
 	case s.closed:
 		return "server shutting down", RefusedShuttingDown
-	case len(s.conns) >= c.cfg.MaxConnections:
+	case len(s.conns) >= c.cfg.MaxConnections && !s.evictOldest(c.cfg.MaxConnections):
 		return "too many connections", RefusedMaxConns
 	case s.perNetwork[c.network] >= c.cfg.MaxConnectionsPerIP:
 		return "too many connections from your address", RefusedMaxPerIP
 	}
 	s.conns[c] = struct{}{}
 	s.perNetwork[c.network]++
+	s.preauth.push(c)
 	s.sessions.Add(1)
 	return "", ""
 }
@@ -397,6 +393,8 @@ func (s *Server) release(c *conn) {
 	}
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.preauth.remove(c)
+	delete(s.preauth.evicted, c)
 	if s.perNetwork[c.network]--; s.perNetwork[c.network] <= 0 {
 		delete(s.perNetwork, c.network)
 	}
