@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os/signal"
@@ -14,24 +13,42 @@ import (
 	"github.com/postoffice-mail/postoffice/store/postgres"
 )
 
-const dbUsage = `usage:
-  postoffice db migrate       [-config FILE]        create or upgrade the schema
-  postoffice db status        [-config FILE]        show the schema version
-  postoffice db import-users  [-config FILE] PASSWD load a passwd-file into the users table
-
-The database is the configuration file's [postgres] one.`
+// dbHelp is the help of "postoffice db".
+var dbHelp = &help{
+	synopsis: []string{
+		"db migrate      [-config FILE]",
+		"db status       [-config FILE]",
+		"db import-users [-config FILE] PASSWD-FILE",
+	},
+	description: `Manages the PostgreSQL database of the configuration file's [postgres]
+table: migrate creates the schema or upgrades it to the one this release
+needs (run it after installing a new release, before starting the
+servers, which refuse a schema of another version); status shows the
+schema version; import-users loads the users of a passwd-file into the
+users table, keeping their password hashes. See docs/cluster.md.`,
+	examples: []example{
+		{"Create or upgrade the schema.", "postoffice db migrate -config /etc/postoffice/postoffice.toml"},
+		{"Show the schema version.", "postoffice db status"},
+		{"Copy the users of a passwd-file into the database.", "postoffice db import-users /etc/postoffice/passwd"},
+	},
+}
 
 // runDB is "postoffice db": the PostgreSQL schema and users.
 func runDB(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, dbUsage)
+	verb := ""
+	if len(args) > 0 {
+		verb = args[0]
+	}
+	fs := newFlagSet("db "+verb, dbHelp, stderr)
+	configFile := fs.String("config", "/etc/postoffice/postoffice.toml", "configuration `file`")
+	switch {
+	case isHelpFlag(verb):
+		fs.Usage()
+		return errHelpShown
+	case verb == "":
+		fs.Usage()
 		return fail(exitUsage, "missing subcommand")
 	}
-	verb := args[0]
-	fs := flag.NewFlagSet("db "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, dbUsage+"\n\nflags:"); fs.PrintDefaults() }
-	configFile := fs.String("config", "/etc/postoffice/postoffice.toml", "configuration `file`")
 	if err := fs.Parse(args[1:]); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -41,7 +58,7 @@ func runDB(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	case "import-users":
 		wantArgs = 1
 	default:
-		fmt.Fprintln(stderr, dbUsage)
+		fs.Usage()
 		return fail(exitUsage, "unknown subcommand %q", verb)
 	}
 	if fs.NArg() != wantArgs {

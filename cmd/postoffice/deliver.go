@@ -23,6 +23,29 @@ const (
 	exitCantCreate = 73 // EX_CANTCREAT: the maildrop is over quota
 )
 
+// deliverHelp is the help of "postoffice deliver".
+var deliverHelp = &help{
+	synopsis: []string{"deliver [-c FILE] (-d USER | -a ADDRESS) [-a ADDRESS] [-r ADDRESS] [-f SENDER] < MESSAGE"},
+	description: `Delivers one message, read from standard input, to one user's maildrop:
+a local delivery agent for an MTA's pipe (Postfix's pipe(8), Exim's pipe
+transport, a .forward or procmail line), with dovecot-lda's options. It
+follows the same rules as LMTP ([delivery] and [quota] in the
+configuration file): the message is written, fsynced and renamed into
+place before the command exits 0.
+
+Exit status, as MTAs read it: 0 delivered; 67 unknown user; 65 message
+refused (too large, a NUL octet, an over-long line, a mail loop); 73 over
+quota; 75 temporary failure, so that the MTA keeps the message and tries
+again. A wrong command line or configuration is 75 too: mail waits in the
+queue while the administrator fixes it instead of bouncing. The reason is
+one line on standard error.`,
+	examples: []example{
+		{"Deliver a message to alice.", "postoffice deliver -d alice < message.eml"},
+		{"Postfix master.cf: deliver through a pipe as the vmail user.", `postoffice unix - n n - - pipe
+  flags=hu user=vmail argv=/usr/local/bin/postoffice deliver -f ${sender} -a ${original_recipient} -d ${user}`},
+	},
+}
+
 // runDeliver is "postoffice deliver": a local delivery agent for a pipe,
 // with dovecot-lda's options. It reads one message on standard input and
 // delivers it to one user, then exits 0 (delivered, durably), 67 (unknown
@@ -31,8 +54,7 @@ const (
 // 75 too, so that mail waits in the queue while the administrator fixes
 // them instead of bouncing. The reason goes to standard error, one line.
 func runDeliver(args []string, stdin io.Reader, _, stderr io.Writer) error {
-	fs := flag.NewFlagSet("deliver", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("deliver", deliverHelp, stderr)
 	configFile := fs.String("config", "/etc/postoffice/postoffice.toml", "configuration `file`")
 	fs.StringVar(configFile, "c", "/etc/postoffice/postoffice.toml", "configuration `file` (as dovecot-lda's -c)")
 	user := fs.String("d", "", "destination `user` name, looked up in the user database")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,21 +16,29 @@ import (
 	"github.com/postoffice-mail/postoffice/fetch"
 )
 
-const fetchUsage = `usage: postoffice fetch [flags]
-
-Downloads mail from the POP3 accounts in the accounts file into a Maildir,
+// fetchHelp is the help of "postoffice fetch".
+var fetchHelp = &help{
+	synopsis: []string{"fetch [-config FILE] [-account NAME]... [-dry-run] [-verbose | -quiet] [-daemon INTERVAL]"},
+	description: `Downloads mail from the POP3 accounts in the accounts file into a Maildir,
 an mbox file or a delivery program, deleting it from the server or keeping
-it there and never downloading it twice. See docs/fetch.md.
+it there and never downloading it twice. See docs/fetch.md for the
+accounts file.
 
 Exit status: 0 mail fetched, 1 no new mail, 69 server unusable (certificate,
 TLS, UIDL), 74 destination or state file failed, 75 temporary failure (try
 again later), 76 server broke the protocol, 77 login refused, 78 bad
-accounts file, 64 bad command line.`
+accounts file, 64 bad command line. With several accounts the most serious
+code wins.`,
+	examples: []example{
+		{"Fetch every account once.", "postoffice fetch"},
+		{"Fetch one account, reporting each message.", "postoffice fetch -account work -verbose"},
+		{"Log in and list, changing nothing.", "postoffice fetch -dry-run"},
+		{"Keep polling every 5 minutes until SIGTERM.", "postoffice fetch -daemon 5m"},
+	},
+}
 
 func runFetch(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("fetch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, fetchUsage+"\n\nflags:"); fs.PrintDefaults() }
+	fs := newFlagSet("fetch", fetchHelp, stderr)
 	configFile := fs.String("config", defaultFetchConfig(), "accounts `file`")
 	var accounts []string
 	fs.Func("account", "fetch only this account `name` (repeatable)", func(s string) error {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,13 +23,13 @@ import (
 	"github.com/postoffice-mail/postoffice/store/postgres"
 )
 
-const importUsage = `usage:
-  postoffice import -mbox PATH [-format auto|mboxrd|mboxo|mboxcl2] [-uidl-header]
-                    [-timezone ZONE] [-to maildir|postgres] [-check] [-q] (-all | USER...)
-  postoffice import -maildir LOCATION [-import-uidl dovecot|courier|filename]
-                    [-dovecot-uidl-format FORMAT] [-to maildir|postgres] [-check] [-q] (-all | USER...)
-
-Imports mail from another server's files into the store of the
+// importHelp is the help of "postoffice import".
+var importHelp = &help{
+	synopsis: []string{
+		"import -mbox PATH [-format auto|mboxrd|mboxo|mboxcl2] [-uidl-header] [-timezone ZONE] [-to maildir|postgres] [-check] [-q] (-all | USER...)",
+		"import -maildir LOCATION [-import-uidl dovecot|courier|filename] [-dovecot-uidl-format FORMAT] [-to maildir|postgres] [-check] [-q] (-all | USER...)",
+	},
+	description: `Imports mail from another server's files into the store of the
 configuration file ([store] backend, or -to): each user's mbox file
 (-mbox, "{user}" in PATH is the user name, e.g. /var/mail/{user}) or
 Maildir (-maildir, a location template as [maildir] location takes).
@@ -52,7 +51,13 @@ and the destination knows the numbers it holds. The source is left as it
 was. Exit status: 0 when every maildrop was imported (or checked), 65 when
 a source is not readable as what it was said to be, 66 when a named
 user's mbox file does not exist, 75 when a maildrop could not be imported
-for now (locked, database away, interrupted): run again.`
+for now (locked, database away, interrupted): run again.`,
+	examples: []example{
+		{"Import every user's mbox file from /var/mail, keeping the X-UIDL ids.", "postoffice import -mbox /var/mail/{user} -uidl-header -all"},
+		{"Copy two users' Maildirs from another directory, keeping the ids Dovecot showed.", "postoffice import -maildir /srv/old/{user}/Maildir -import-uidl dovecot alice bob"},
+		{"Dry run: what serving the [maildir] location in place keeps of the ids ([maildir] location = \"{home}/Maildir\").", "postoffice import -maildir '{home}/Maildir' -check -all"},
+	},
+}
 
 // exitNoInput is sysexits.h's EX_NOINPUT: a source file that does not
 // exist.
@@ -60,9 +65,7 @@ const exitNoInput = 66
 
 // runImport is "postoffice import".
 func runImport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, importUsage+"\n\nflags:"); fs.PrintDefaults() }
+	fs := newFlagSet("import", importHelp, stderr)
 	configFile := fs.String("config", "/etc/postoffice/postoffice.toml", "configuration `file`")
 	mboxPath := fs.String("mbox", "", "import each user's mbox `file` ({user} is the user name)")
 	maildirLocation := fs.String("maildir", "", "import each user's Maildir at this `location` ({user}, {home}... as in [maildir] location)")

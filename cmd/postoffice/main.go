@@ -14,6 +14,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -42,7 +43,16 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// fail returns an exitError with the formatted message. A flag.ErrHelp
+// among the arguments, which every subcommand passes on from its flag
+// set's Parse, means the help was asked for and printed: exit status 0,
+// nothing more to say.
 func fail(code int, format string, args ...any) error {
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, flag.ErrHelp) {
+			return errHelpShown
+		}
+	}
 	return &exitError{code: code, err: fmt.Errorf(format, args...)}
 }
 
@@ -59,6 +69,7 @@ var subcommands = []struct {
 	{"migrate", "copy maildrops between Maildir and PostgreSQL, keeping unique ids", runMigrate},
 	{"import", "import mbox files or other Maildirs, keeping unique ids (X-UIDL, Dovecot, Courier)", runImport},
 	{"bench", "load-test a POP3 server on loopback (login, TLS, RETR, pipelining, idle, STAT)", runBench},
+	{"man", "print the postoffice(8) manual page (roff)", runMan},
 }
 
 func main() {
@@ -66,12 +77,19 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return exitUsage
-		}
+		return exitUsage
+	}
+	if isHelpFlag(args[0]) || args[0] == "help" && len(args) == 1 {
+		usage(stdout)
 		return exitOK
+	}
+	if args[0] == "help" {
+		// "postoffice help user add" is "postoffice user add -h", on
+		// standard output since it was asked for.
+		args = append(args[1:], "-h")
+		stderr = stdout
 	}
 	for _, sc := range subcommands {
 		if sc.name == args[0] {
@@ -100,5 +118,5 @@ func usage(w io.Writer) {
 	for _, sc := range subcommands {
 		fmt.Fprintf(w, "  %-11s %s\n", sc.name, sc.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'postoffice <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'postoffice help <command>' (or 'postoffice <command> -h') for a command's\ndescription, flags and examples; 'man postoffice' for the manual.")
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,22 +23,26 @@ import (
 	"github.com/postoffice-mail/postoffice/store/maildir"
 )
 
-const migrateUsage = `usage:
-  postoffice migrate -to postgres|maildir [-config FILE] [-all | USER...]
-
-Copies maildrops from the other store to the one named by -to: the Maildirs
+// migrateHelp is the help of "postoffice migrate".
+var migrateHelp = &help{
+	synopsis: []string{"migrate -to postgres|maildir [-config FILE] [-q] (-all | USER...)"},
+	description: `Copies maildrops from the other store to the one named by -to: the Maildirs
 of [maildir] and the database of [postgres], keeping unique ids, order,
-arrival and first-retrieval times and Maildir flags. Each maildrop is locked
-on both sides while it is copied. An interrupted run is resumed by running
-the same command again; nothing is copied twice. The source is left as it
-was. -all migrates every user of the user database ([users]), or with
--to maildir every maildrop in the database.`
+arrival and first-retrieval times and Maildir flags, so that no client
+downloads anything again. Each maildrop is locked on both sides while it
+is copied. An interrupted run is resumed by running the same command
+again; nothing is copied twice. The source is left as it was. -all
+migrates every user of the user database ([users]), or with -to maildir
+every maildrop in the database.`,
+	examples: []example{
+		{"Move every user's Maildir into PostgreSQL.", "postoffice migrate -config /etc/postoffice/postoffice.toml -to postgres -all"},
+		{"Copy two users back from PostgreSQL to Maildir.", "postoffice migrate -to maildir alice bob"},
+	},
+}
 
 // runMigrate is "postoffice migrate".
 func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, migrateUsage+"\n\nflags:"); fs.PrintDefaults() }
+	fs := newFlagSet("migrate", migrateHelp, stderr)
 	configFile := fs.String("config", "/etc/postoffice/postoffice.toml", "configuration `file`")
 	to := fs.String("to", "", "destination store: `postgres` or maildir")
 	all := fs.Bool("all", false, "migrate every user (or every maildrop in the database, with -to maildir)")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -25,13 +24,29 @@ import (
 
 const demoUser = "demo"
 
+// quickstartHelp is the help of "postoffice quickstart".
+var quickstartHelp = &help{
+	synopsis: []string{"quickstart [-dir DIR] [-port PORT] [-tls-port PORT]"},
+	description: `Sets up a self-contained demonstration in a directory and serves it on
+loopback: a configuration file, a self-signed certificate, a passwd-file
+with the user "demo" and a welcome message in that user's Maildir. It
+prints the demo password and a curl command that fetches the message, then
+runs the server until Ctrl-C. Running it again reuses the directory, its
+password and its mail. It is for trying postoffice out; for a real server,
+see "postoffice serve".`,
+	examples: []example{
+		{"Create ./demo and serve it on 127.0.0.1:1110 (STLS) and 127.0.0.1:1995 (TLS).", "postoffice quickstart"},
+		{"Another directory and other ports.", "postoffice quickstart -dir /tmp/po-demo -port 2110 -tls-port 2995"},
+		{"Fetch the welcome message (with the password it printed).", "curl pop3://127.0.0.1:1110/1 --user demo:PASSWORD"},
+	},
+}
+
 // runQuickstart sets up a self-contained demo in a directory (once) and
 // serves it on loopback: a configuration file, a self-signed certificate,
 // a passwd-file with a demo user and a welcome message in that user's
 // Maildir. Running it again reuses the directory.
 func runQuickstart(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("quickstart", quickstartHelp, stderr)
 	dir := fs.String("dir", "demo", "`directory` for the demo's files")
 	port := fs.Int("port", 1110, "loopback port for POP3 with STLS")
 	tlsPort := fs.Int("tls-port", 1995, "loopback port for POP3 over implicit TLS")

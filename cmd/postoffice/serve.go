@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"io"
 	"log/slog"
 	"net"
@@ -21,9 +20,27 @@ import (
 	"github.com/postoffice-mail/postoffice/pop3server"
 )
 
+// serveHelp is the help of "postoffice serve" (-h and the man page).
+var serveHelp = &help{
+	synopsis: []string{"serve [-config FILE]"},
+	description: `Runs the POP3 server: the plain POP3 listeners (with STLS when a
+certificate is configured), the implicit-TLS listeners, and the LMTP
+listener if [lmtp] sets one, as the configuration file says. The file is
+checked completely before anything is opened; a mistake is reported with
+its file, line and setting, and exit status 78.
+
+SIGTERM or SIGINT stops the server gracefully: it stops accepting, lets
+sessions finish until server.shutdown_timeout, then closes the rest without
+applying their deletions. Logs go to standard error unless log.file says
+otherwise.`,
+	examples: []example{
+		{"Run with /etc/postoffice/postoffice.toml.", "postoffice serve"},
+		{"Run with another configuration file.", "postoffice serve -config /srv/mail/postoffice.toml"},
+	},
+}
+
 func runServe(args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve", serveHelp, stderr)
 	configFile := fs.String("config", "/etc/postoffice/postoffice.toml", "configuration `file`")
 	if err := fs.Parse(args); err != nil {
 		return fail(exitUsage, "%v", err)

@@ -20,36 +20,57 @@ import (
 	"github.com/postoffice-mail/postoffice/config"
 )
 
-const userUsage = `usage:
-  postoffice user add    [flags] NAME   add a user (password read from standard input)
-  postoffice user passwd [flags] NAME   change a user's password
-  postoffice user del    [flags] NAME   delete a user
-  postoffice user list   [flags]        list users
+// userHelp is the help of "postoffice user".
+var userHelp = &help{
+	synopsis: []string{
+		"user add    [flags] NAME",
+		"user passwd [flags] NAME",
+		"user del    [flags] NAME",
+		"user list   [flags]",
+	},
+	description: `Adds a user (add), changes a user's password (passwd), deletes a user
+(del) or lists the users (list) of the user database. The passwd-file is
+the one -passwd-file names, or else the configuration file's
+users.passwd_file; it is changed under a lock and replaced atomically, so
+that a running server reads either the old file or the new one. With
+users.backend = "postgres" in the configuration (and no -passwd-file), the
+users table of [postgres] is changed instead.
 
-The passwd-file is taken from -passwd-file, or else from the configuration
-file's users.passwd_file; with users.backend = "postgres" in the
-configuration (and no -passwd-file), the users table of [postgres] is edited. Passwords are read from the terminal without echo,
-or as the first line of standard input when it is not a terminal.`
+New passwords are hashed with -scheme, else users.default_scheme
+(ARGON2ID unless configured otherwise). They are read twice without echo
+from a terminal, or as the first line of standard input when it is not a
+terminal. Exit status: 0 done; 64 bad arguments; 67 no such user; 78 the
+configuration cannot be read; 1 other failures.`,
+	examples: []example{
+		{"Add alice to the configured passwd-file, typing the password twice.", "postoffice user add alice"},
+		{"Add a user with a password from a script, to a given passwd-file.", "printf '%s\\n' \"$PASSWORD\" | postoffice user add -passwd-file /etc/postoffice/passwd bob"},
+		{"Store a SCRAM-SHA-256 secret, for clients that use SASL SCRAM.", "postoffice user passwd -scheme SCRAM-SHA-256 alice"},
+		{"List the users with their password schemes.", "postoffice user list"},
+	},
+}
 
 func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, userUsage)
-		return fail(exitUsage, "missing subcommand")
+	verb := ""
+	if len(args) > 0 {
+		verb = args[0]
 	}
-	verb := args[0]
-	switch verb {
-	case "add", "passwd", "del", "list":
-	default:
-		fmt.Fprintln(stderr, userUsage)
-		return fail(exitUsage, "unknown subcommand %q", verb)
-	}
-	fs := flag.NewFlagSet("user "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, userUsage+"\n\nflags:"); fs.PrintDefaults() }
+	fs := newFlagSet("user "+verb, userHelp, stderr)
 	configFile := fs.String("config", "/etc/postoffice/postoffice.toml", "configuration `file`")
 	passwdFile := fs.String("passwd-file", "", "passwd-`file` to edit (overrides the configuration)")
 	schemeName := fs.String("scheme", "", "password `scheme` (default: users.default_scheme, "+scheme.DefaultScheme+")")
 	home := fs.String("home", "", "home `directory` to record for a new user")
+	switch {
+	case verb == "add" || verb == "passwd" || verb == "del" || verb == "list":
+	case isHelpFlag(verb):
+		fs.Usage()
+		return errHelpShown
+	case verb == "":
+		fs.Usage()
+		return fail(exitUsage, "missing subcommand")
+	default:
+		fs.Usage()
+		return fail(exitUsage, "unknown subcommand %q", verb)
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
