@@ -36,7 +36,9 @@ type Config struct {
 	// Store opens maildrops.
 	Store store.Store
 	// TLS, when set, enables STLS on Serve listeners and is required by
-	// ServeTLS. Its MinVersion is raised to TLS 1.2 if lower.
+	// ServeTLS. Its MinVersion is raised to TLS 1.2 if lower, and unless
+	// it lists CipherSuites, TLS 1.2 offers the forward-secret AEAD
+	// suites alone (DefaultCipherSuites).
 	TLS *tls.Config
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
@@ -121,6 +123,21 @@ type LoginGuard interface {
 // DefaultSASLMechanisms are offered when Config.SASLMechanisms is nil:
 // those every user database supports, whatever its password schemes.
 var DefaultSASLMechanisms = []string{sasl.Plain, sasl.Login}
+
+// DefaultCipherSuites are the TLS 1.2 cipher suites offered when
+// Config.TLS lists none: ECDHE key exchange with AES-GCM or
+// ChaCha20-Poly1305 only. Go's own default adds the CBC suites with
+// SHA-1 MACs, which TLS audits report ("obsoleted CBC ciphers"); the
+// suites RFC 9325 §4.2 recommends for TLS 1.2 are ECDHE with AES-GCM.
+// TLS 1.3's suites are all AEAD and not configurable.
+var DefaultCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
 
 // ErrServerClosed is returned by Serve and ServeTLS after Shutdown or Close.
 var ErrServerClosed = errors.New("pop3server: server closed")
@@ -240,6 +257,9 @@ func newSettings(cfg Config) (*settings, error) {
 		cfg.TLS = cfg.TLS.Clone()
 		if cfg.TLS.MinVersion < tls.VersionTLS12 {
 			cfg.TLS.MinVersion = tls.VersionTLS12
+		}
+		if cfg.TLS.CipherSuites == nil {
+			cfg.TLS.CipherSuites = DefaultCipherSuites
 		}
 	}
 	if !cfg.ExpireSet {
