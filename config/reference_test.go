@@ -55,7 +55,7 @@ func compareFile(t *testing.T, path, name string, want []byte) {
 			w = wantLines[i]
 		}
 		if g != w {
-			t.Errorf("%s is out of date with the configuration structs: run go generate ./config\nline %d is\n\t%q\nwant\n\t%q", name, i+1, g, w)
+			t.Errorf("%s is out of date with the configuration structs: run go generate ./config ./cmd/postoffice (the man page shows the reference too)\nline %d is\n\t%q\nwant\n\t%q", name, i+1, g, w)
 			return
 		}
 	}

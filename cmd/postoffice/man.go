@@ -12,6 +12,10 @@ import (
 	"github.com/postoffice-mail/postoffice/config"
 )
 
+// The page includes the configuration reference, so the package config
+// part is regenerated first (go generate ./... would otherwise reach
+// cmd/postoffice before config).
+//go:generate go generate ../../config
 //go:generate sh -c "go run . man > ../../docs/postoffice.8"
 
 // manHelp is the help of "postoffice man".
