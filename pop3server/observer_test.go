@@ -1,6 +1,7 @@
 package pop3server
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"maps"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/postoffice-mail/postoffice/pop3"
+	"github.com/postoffice-mail/postoffice/store"
+	"github.com/postoffice-mail/postoffice/store/memstore"
 )
 
 // recorder is an Observer that counts each event as a string.
@@ -202,5 +205,23 @@ func TestObserverRefusedAndPlaintext(t *testing.T) {
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("events %v\nwant %v", got, want)
+	}
+}
+
+// TestObserverPanic: a recovered panic is reported, and the session's end
+// still is.
+func TestObserverPanic(t *testing.T) {
+	ts := newTestServer(t)
+	rec := newRecorder()
+	ts.srv.SetObserver(rec)
+	ts.store.SetFaults(memstore.Faults{OnOpen: func(context.Context, store.Account) error { panic("store bug") }})
+	c := ts.dial()
+	c.send("USER bob").wantOK()
+	c.send("PASS builder")
+	c.wantClosed()
+	got := rec.snapshot(t, 1)
+	ts.srv.panics.Store(0) // expected: not a failure of the cleanup check
+	if got["panic"] != 1 || got["start pop3"] != 1 || got["end pop3"] != 1 {
+		t.Errorf("events %v, want one panic in one session", got)
 	}
 }
