@@ -99,6 +99,13 @@ func (ix *index) uniqueID(uid uint64) string {
 	return string(b)
 }
 
+// isGenerated reports whether id is the generated id of uid, without
+// making that id (parseIndex asks for every explicit record).
+func (ix *index) isGenerated(uid uint64, id string) bool {
+	var buf [32]byte
+	return string(appendHex8(appendHex8(buf[:0], uid), ix.uidValidity)) == id
+}
+
 // idOf is e's unique id: its explicit one, or the generated one.
 func (ix *index) idOf(e *entry) string {
 	if e.id != "" {
@@ -200,7 +207,7 @@ func parseIndex(data string) (*index, error) {
 			return nil, fmt.Errorf("line %d: %w", lineNo, err)
 		}
 		if e.id != "" {
-			if e.id == ix.uniqueID(e.uid) {
+			if ix.isGenerated(e.uid, e.id) {
 				e.id = "" // written by hand, or by a future version: one spelling
 			} else {
 				explicit++
@@ -239,10 +246,17 @@ func (ix *index) checkExplicitIDs(n int) error {
 		if e.id == "" {
 			continue
 		}
-		if other := seen[e.id]; other != nil {
-			return fmt.Errorf("unique id %q of uid %d is also that of uid %d", e.id, e.uid, other.uid)
-		}
+		// One map operation per record (this runs at every uncached
+		// login); a repeat shows as a map that did not grow.
+		before := len(seen)
 		seen[e.id] = e
+		if len(seen) == before {
+			for _, other := range ix.entries {
+				if other != e && other.id == e.id {
+					return fmt.Errorf("unique id %q of uid %d is also that of uid %d", e.id, e.uid, other.uid)
+				}
+			}
+		}
 		uid, ok := generatedUID(e.id, ix.uidValidity)
 		if !ok {
 			continue

@@ -173,7 +173,7 @@ func (im *Import) Add(ctx context.Context, m store.Migrated, body io.Reader) err
 		dest = dirCur + "/" + name + ":" + m.MaildirInfo
 	}
 	e := &entry{uid: m.Seq, vsize: vsize, received: received.Unix(), base: name}
-	if m.Info.UID != uniqueIDOf(m.Seq, im.validity) {
+	if ix := (index{uidValidity: im.validity}); !ix.isGenerated(m.Seq, m.Info.UID) {
 		e.id = m.Info.UID
 	}
 	if !m.Info.FirstRetrieved.IsZero() {
@@ -261,10 +261,4 @@ func (im *Import) Close() error {
 		return writeIndex(md.root, ix)
 	}()
 	return errors.Join(err, md.Close())
-}
-
-// uniqueIDOf is index.uniqueID for a validity.
-func uniqueIDOf(uid, validity uint64) string {
-	ix := index{uidValidity: validity}
-	return ix.uniqueID(uid)
 }

@@ -251,7 +251,7 @@ func (s *Store) reconcile(ctx context.Context, root *os.Root, dir string, ix *in
 			received: m.received,
 			base:     m.file.base,
 		}
-		if t, ok := adopted[m.file.base]; ok && t.id != ix.uniqueID(e.uid) {
+		if t, ok := adopted[m.file.base]; ok && !ix.isGenerated(e.uid, t.id) {
 			e.id = t.id
 			explicit++
 			// Adopted files come first: no later file gets a uid
