@@ -105,8 +105,8 @@ func exportMbox(ctx context.Context, opts MboxOptions, acct store.Account) (*Exp
 func mboxExport(ix *mbox.Index, r io.ReaderAt, modTime time.Time, uidlHeader bool) (*Exported, *Report) {
 	rep := &Report{Messages: len(ix.Messages)}
 	for _, p := range ix.Problems {
-		if strings.HasSuffix(p.Text, "skipped") {
-			rep.Skipped = append(rep.Skipped, p.String())
+		if s, ok := strings.CutSuffix(p.String(), ": skipped"); ok {
+			rep.Skipped = append(rep.Skipped, s)
 		} else {
 			rep.Notes = append(rep.Notes, p.String())
 		}

@@ -284,3 +284,80 @@ func TestDovecotMaildirToPostgres(t *testing.T) {
 		t.Errorf("ids in PostgreSQL %q, want Dovecot's %q", ids, want)
 	}
 }
+
+// Damaged mbox files are imported as far as they hold messages, and the
+// report says what was decided; no id changes without a line saying so.
+func TestMboxBadInput(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name     string
+		in       string
+		format   mbox.Format
+		messages int
+		ids      []string // "" for a generated id
+		report   []string // substrings of the report's lines
+	}{
+		{
+			name:     "junk before the first From line, a From line without a date",
+			in:       "junk\n\nFrom x Mon Apr  1 00:00:00 2024\nX-UIDL: a\n\none\n\nFrom broken\nX-UIDL: b\nDate: Tue, 2 Apr 2024 10:00:00 +0000\n\ntwo\n",
+			messages: 2,
+			ids:      []string{"a", "b"},
+			report: []string{`skipped: offset 0: 6 octets before the first "From " line belong to no message`,
+				`note: message 2 (offset 54): its "From " line has no date: "From broken"`,
+				"note: message 2 (offset 54): arrival time taken from its Date header"},
+		},
+		{
+			name:     "wrong Content-Length",
+			in:       "From x Mon Apr  1 00:00:00 2024\nX-UIDL: a\nContent-Length: 2\n\nlonger than that\n\nFrom x Mon Apr  1 00:00:00 2024\nX-UIDL: b\nContent-Length: 4\n\ntwo\n",
+			format:   mbox.Mboxcl2,
+			messages: 2,
+			ids:      []string{"a", "b"},
+			report:   []string{"note: message 1 (offset 0): Content-Length 2 is wrong"},
+		},
+		{
+			name:     "truncated in a header, no final newline",
+			in:       "From x Mon Apr  1 00:00:00 2024\nX-UIDL: a\n\none\n\nFrom x Mon Apr  1 00:00:00 2024\nX-UIDL: b\nSubj",
+			messages: 2,
+			ids:      []string{"a", "b"},
+			report:   []string{"ends inside its header", "the file ends without a line end"},
+		},
+		{
+			name:     "CRLF, a duplicate and an id with a space",
+			in:       strings.ReplaceAll("From x Mon Apr  1 00:00:00 2024\nX-UIDL: a\n\none\n\nFrom x Mon Apr  1 00:00:00 2024\nX-UIDL: a\n\ntwo\n\nFrom x Mon Apr  1 00:00:00 2024\nX-UIDL: a b\n\nthree\n", "\n", "\r\n"),
+			messages: 3,
+			ids:      []string{"a", "a-2", ""},
+			report:   []string{`renamed: message 2: X-UIDL is also message 1's: "a" imported as "a-2"`, `not kept: message 3: X-UIDL holds octet 0x20 at position 2`},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "alice"), []byte(c.in), 0o600)
+			md := newMaildir(t)
+			acct := store.Account{Name: "alice"}
+			res, err := Run(t.Context(), Mbox(MboxOptions{Path: filepath.Join(dir, "{user}"), Format: c.format, UIDLHeader: true, Location: time.UTC}),
+				Maildir(md), []store.Account{acct}, nil)
+			if err != nil || len(res.Failed) > 0 || res.Copied != c.messages {
+				t.Fatalf("Run = %+v, %v", res, err)
+			}
+			rep := res.Reports["alice"]
+			details := strings.Join(rep.Details(), "\n")
+			for _, want := range c.report {
+				if !strings.Contains(details, want) {
+					t.Errorf("report lacks %q:\n%s", want, details)
+				}
+			}
+			snap := look(t, md, acct)
+			for i, want := range c.ids {
+				got := snap.infos[i].UID
+				if want == "" {
+					if !strings.Contains(details, fmt.Sprintf("message %d:", i+1)) || !strings.Contains(details, got) {
+						t.Errorf("message %d got id %q, and the report does not say so:\n%s", i+1, got, details)
+					}
+				} else if got != want {
+					t.Errorf("message %d id %q, want %q", i+1, got, want)
+				}
+			}
+		})
+	}
+}
