@@ -29,13 +29,24 @@ listener if [lmtp] sets one, as the configuration file says. The file is
 checked completely before anything is opened; a mistake is reported with
 its file, line and setting, and exit status 78.
 
+SIGHUP reads the file again and applies, without dropping a session,
+what can change in a running server: certificates, limits, protocol
+policy, authentication settings, [oauth] and log levels (the passwd-file
+and renewed certificate files are picked up by themselves). A file with a
+mistake is logged with its line and setting, and the running configuration
+stays; settings that need a restart (listeners, stores) are logged as such
+and ignored. SIGHUP also reopens log.file, for log rotation.
+
 SIGTERM or SIGINT stops the server gracefully: it stops accepting, lets
 sessions finish until server.shutdown_timeout, then closes the rest without
 applying their deletions. Logs go to standard error unless log.file says
-otherwise.`,
+otherwise. Under systemd, the server takes the listening sockets a socket
+unit passes (named pop3, pop3s and lmtp) in place of the addresses in the
+file, and reports readiness (Type=notify).`,
 	examples: []example{
 		{"Run with /etc/postoffice/postoffice.toml.", "postoffice serve"},
 		{"Run with another configuration file.", "postoffice serve -config /srv/mail/postoffice.toml"},
+		{"Apply a changed configuration file to the running server.", "kill -HUP $(pidof postoffice)"},
 	},
 }
 
