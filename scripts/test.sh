@@ -49,6 +49,9 @@ declare -A needs=(
 	[haproxy]=haproxy
 	# groff renders the man page (cmd/postoffice TestManPageRenders).
 	[groff-base]=groff
+	# systemd-socket-activate passes listening sockets the way systemd
+	# does (cmd/postoffice TestSocketActivation).
+	[systemd]=systemd-socket-activate
 )
 
 missing=()
