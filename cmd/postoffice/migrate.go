@@ -5,22 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/postoffice-mail/postoffice/auth"
-	"github.com/postoffice-mail/postoffice/auth/passwdfile"
-	"github.com/postoffice-mail/postoffice/auth/pgusers"
 	"github.com/postoffice-mail/postoffice/config"
+	"github.com/postoffice-mail/postoffice/internal/progress"
 	"github.com/postoffice-mail/postoffice/migrate"
 	"github.com/postoffice-mail/postoffice/store"
 	"github.com/postoffice-mail/postoffice/store/maildir"
+	"github.com/postoffice-mail/postoffice/store/maildir/legacy"
 )
 
 // migrateHelp is the help of "postoffice migrate".
@@ -76,38 +72,16 @@ func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err := pg.CheckSchema(ctx); err != nil {
 		return fail(exitTempFail, "postgres: %v", err)
 	}
-	md, err := maildir.New(maildir.Config{Location: cfg.Maildir.Location, LockLease: cfg.Maildir.LockLease.Duration, Logger: logger})
+	// With the takeover settings of [maildir]: a maildrop no login has
+	// opened yet keeps the ids the previous server showed.
+	md, err := maildir.New(maildir.Config{Location: cfg.Maildir.Location, LockLease: cfg.Maildir.LockLease.Duration, Logger: logger,
+		Legacy: legacy.Config{Source: legacy.Source(cfg.Maildir.ImportUIDL), DovecotFormat: cfg.Maildir.DovecotUIDLFormat}})
 	if err != nil {
 		return fail(exitConfig, "maildir: %v", err)
 	}
-	var users auth.UserLookup
-	var list func(context.Context) ([]string, error)
-	switch cfg.Users.Backend {
-	case "postgres":
-		db := pgusers.New(pg.Pool(), cfg.Postgres.AcquireTimeout.Duration, logger)
-		users = db
-		list = func(ctx context.Context) ([]string, error) {
-			entries, err := db.List(ctx)
-			var names []string
-			for _, e := range entries {
-				names = append(names, e.Name)
-			}
-			return names, err
-		}
-	default:
-		f, err := passwdfile.Open(cfg.Users.PasswdFile, passwdfile.WithLogger(logger))
-		if err != nil {
-			return fail(exitConfig, "users: %v", err)
-		}
-		users = f
-		list = func(context.Context) ([]string, error) {
-			entries, err := passwdfile.List(cfg.Users.PasswdFile)
-			var names []string
-			for _, e := range entries {
-				names = append(names, e.Name)
-			}
-			return names, err
-		}
+	users, list, err := userList(cfg, pg, logger)
+	if err != nil {
+		return err
 	}
 	from, dest := migrate.Maildir(md), migrate.Postgres(pg)
 	if *to == "maildir" {
@@ -124,14 +98,14 @@ func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var progress migrate.Progress
+	var shown migrate.Progress
 	if !*quiet {
-		progress = newProgressBar(stdout, isTerminal(stdout))
+		shown = newCopyProgress(stdout, "copy", true)
 	}
 	start := time.Now()
-	res, err := migrate.Run(ctx, from, dest, accounts, progress)
+	res, err := migrate.Run(ctx, from, dest, accounts, shown)
 	fmt.Fprintf(stdout, "%d of %d maildrops migrated from %s to %s: %d messages (%s) copied, %d already there, in %s\n",
-		res.Maildrops, len(accounts), from.Name, dest.Name, res.Copied, octets(res.Octets), res.Skipped, time.Since(start).Round(time.Millisecond))
+		res.Maildrops, len(accounts), from.Name, dest.Name, res.Copied, progress.Size(res.Octets), res.Skipped, time.Since(start).Round(time.Millisecond))
 	failed := make([]string, 0, len(res.Failed))
 	for name := range res.Failed {
 		failed = append(failed, name)
@@ -169,76 +143,4 @@ func migrationAccounts(ctx context.Context, users auth.UserLookup, names []strin
 		accounts = append(accounts, acct)
 	}
 	return accounts, nil
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// progressBar draws one line per maildrop: redrawn in place on a
-// terminal (at most ten times a second), written once when it is done
-// otherwise.
-type progressBar struct {
-	w                   io.Writer
-	tty                 bool
-	name                string
-	total, done         int
-	totalOctets, octets int64
-	drawn               time.Time
-	start               time.Time
-}
-
-func newProgressBar(w io.Writer, tty bool) *progressBar { return &progressBar{w: w, tty: tty} }
-
-func (p *progressBar) Start(name string, messages int, octets int64) {
-	*p = progressBar{w: p.w, tty: p.tty, name: name, total: messages, totalOctets: octets, start: time.Now()}
-	p.draw(true)
-}
-
-func (p *progressBar) Advance(octets int64) {
-	p.done++
-	p.octets += octets
-	p.draw(false)
-}
-
-func (p *progressBar) Done(copied, skipped int, err error) {
-	status := fmt.Sprintf("%d copied, %d already there", copied, skipped)
-	if err != nil {
-		status = "FAILED: " + err.Error()
-	}
-	if p.tty {
-		p.draw(true)
-		fmt.Fprintf(p.w, "  %s\n", status)
-		return
-	}
-	fmt.Fprintf(p.w, "%s: %d messages, %s: %s\n", p.name, p.total, octets(p.totalOctets), status)
-}
-
-func (p *progressBar) draw(force bool) {
-	if !p.tty || !force && time.Since(p.drawn) < 100*time.Millisecond {
-		return
-	}
-	p.drawn = time.Now()
-	const width = 30
-	filled := width
-	if p.totalOctets > 0 {
-		filled = int(int64(width) * p.octets / p.totalOctets)
-	}
-	rate := float64(p.octets) / max(time.Since(p.start).Seconds(), 0.001)
-	fmt.Fprintf(p.w, "\r%-24s [%s%s] %d/%d %s %s/s", p.name, strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
-		p.done, p.total, octets(p.octets), octets(int64(rate)))
-}
-
-// octets formats a size for people.
-func octets(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -3,9 +3,17 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+
+	"golang.org/x/term"
 
 	"github.com/postoffice-mail/postoffice/internal/progress"
 )
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
 
 // copyProgress shows how a migration or an import advances
 // (migrate.Progress) with the progress bar on a terminal and plain lines
