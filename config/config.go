@@ -264,7 +264,9 @@ type Maildir struct {
 	// `"%v.%u"`, `"%f"`, `"%g"` or any other in Dovecot 2.3's syntax. A
 	// UIDL Dovecot saved (pop3_save_uidl) is kept whatever the format; `%m`
 	// works only through saved UIDLs, since Dovecot computes it for mbox
-	// alone.
+	// alone. If Dovecot's mail_location had a `CONTROL=` directory, append
+	// it to `location` the same way (`"/var/vmail/{user}/Maildir:CONTROL=/var/dovecot/{user}"`,
+	// or in a user's `userdb_mail`): dovecot-uidlist is read from there.
 	DovecotUIDLFormat string `toml:"dovecot_uidl_format"`
 }
 

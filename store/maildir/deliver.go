@@ -50,6 +50,9 @@ func (s *Store) Deliver(ctx context.Context, acct store.Account, msg io.Reader) 
 	if err != nil {
 		return store.MessageInfo{}, err
 	}
+	if err := s.noteControlDir(acct, dir); err != nil {
+		return store.MessageInfo{}, err
+	}
 	root, err := openMaildir(dir)
 	if err != nil {
 		return store.MessageInfo{}, fmt.Errorf("deliver to %q: %w", acct.Name, err)

@@ -72,6 +72,21 @@ func parseLocation(tmpl string) (*location, error) {
 	return loc, nil
 }
 
+// locationOption returns the value of a Dovecot mail_location option
+// ("CONTROL" in "maildir:~/Maildir:CONTROL=/var/control/%u"), or "".
+func locationOption(tmpl, name string) string {
+	if format, rest, ok := strings.Cut(tmpl, ":"); ok && isFormatName(format) {
+		tmpl = rest
+	}
+	options := strings.Split(tmpl, ":")
+	for _, opt := range options[1:] {
+		if value, ok := strings.CutPrefix(opt, name+"="); ok {
+			return value
+		}
+	}
+	return ""
+}
+
 // isFormatName reports whether s looks like a Dovecot mailbox format name
 // ("maildir", "mbox") rather than the start of a path.
 func isFormatName(s string) bool {

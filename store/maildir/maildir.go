@@ -43,6 +43,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/store"
@@ -58,7 +59,9 @@ type Config struct {
 	// start; "~" means the same). Dovecot's %u, %n, %d, %h and %% may be
 	// used as well. Empty means DefaultLocation, "{home}/Maildir". A
 	// Dovecot mail_location such as "maildir:~/Maildir:LAYOUT=fs" is
-	// accepted; its options are ignored.
+	// accepted; its options are ignored, except that a Dovecot takeover
+	// (Legacy) reads dovecot-uidlist from the CONTROL= directory when
+	// there is one.
 	//
 	// A path segment that a placeholder leaves empty, "." or ".." is
 	// refused (so "/var/vmail/{domain}/{localpart}" refuses users without
@@ -100,6 +103,11 @@ type Store struct {
 	logger    *slog.Logger
 	hostname  string
 	legacy    legacy.Config
+	// locationTemplate is Config.Location as given, for its Dovecot
+	// options; controlDirs maps maildrop directories to their Dovecot
+	// control directories (see takeover.go).
+	locationTemplate string
+	controlDirs      sync.Map
 
 	// faultHook, set only by tests, makes the named step of a delivery
 	// or an index update fail (see fault).
@@ -133,7 +141,11 @@ func New(cfg Config) (*Store, error) {
 	if err := cfg.Legacy.Validate(); err != nil {
 		return nil, fmt.Errorf("maildir store: %w", err)
 	}
-	s := &Store{location: loc, lockLease: cfg.LockLease, logger: cfg.Logger, hostname: cfg.Hostname, legacy: cfg.Legacy}
+	s := &Store{location: loc, lockLease: cfg.LockLease, logger: cfg.Logger, hostname: cfg.Hostname, legacy: cfg.Legacy,
+		locationTemplate: cfg.Location}
+	if s.locationTemplate == "" {
+		s.locationTemplate = DefaultLocation
+	}
 	switch {
 	case cfg.SnapshotCacheMessages == 0:
 		s.snapshots.limit = DefaultSnapshotCache

@@ -29,6 +29,9 @@ func (s *Store) Open(ctx context.Context, acct store.Account) (store.Maildrop, e
 	if err != nil {
 		return nil, err
 	}
+	if err := s.noteControlDir(acct, dir); err != nil {
+		return nil, err
+	}
 	// The common case is a maildrop that exists: open it, and create
 	// what is missing only when something is.
 	root, err := os.OpenRoot(dir)

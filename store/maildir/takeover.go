@@ -44,7 +44,7 @@ func (s *Store) startIndex(root *os.Root, dir string, files map[string]msgFile) 
 	if s.legacy.Source == legacy.None {
 		return ix, nil, nil
 	}
-	res, err := s.readLegacy(root, files)
+	res, err := s.readLegacy(root, dir, files)
 	if err != nil {
 		return nil, nil, fmt.Errorf("take over the unique ids of %s: %w", s.legacy.Source, err)
 	}
@@ -57,12 +57,17 @@ func (s *Store) startIndex(root *os.Root, dir string, files map[string]msgFile) 
 }
 
 // readLegacy reads the other server's ids for files.
-func (s *Store) readLegacy(root *os.Root, files map[string]msgFile) (*legacy.Result, error) {
+func (s *Store) readLegacy(root *os.Root, dir string, files map[string]msgFile) (*legacy.Result, error) {
 	bases := make([]string, 0, len(files))
 	for base := range files {
 		bases = append(bases, base)
 	}
-	return legacy.Read(root.FS(), s.legacy, bases)
+	fsys, done, err := s.legacyFS(root, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return legacy.Read(fsys, s.legacy, bases)
 }
 
 // logTakeover logs a takeover's report: a summary, then what was renamed,
@@ -165,10 +170,89 @@ func (s *Store) CheckTakeover(ctx context.Context, acct store.Account) (*Takeove
 	if s.legacy.Source == legacy.None {
 		return check, nil
 	}
-	res, err := s.readLegacy(root, files)
+	if err := s.noteControlDir(acct, dir); err != nil {
+		return nil, err
+	}
+	res, err := s.readLegacy(root, dir, files)
 	if err != nil {
 		return nil, fmt.Errorf("check maildrop of %q: %w", acct.Name, err)
 	}
 	check.Report = &res.Report
 	return check, nil
+}
+
+// Dovecot keeps dovecot-uidlist in the Maildir unless its mail_location
+// has a CONTROL= option ("maildir:~/Maildir:CONTROL=/var/dovecot/%u").
+// The location template (the store's, or an account's Mail) may be
+// copied from there, so its CONTROL= directory is where the uidlist is
+// looked for. The directory belongs to the account, but the first index
+// is made deep inside Open and Deliver, which know only the maildrop's
+// directory: they note the account's control directory by maildrop
+// directory first (controlDirs), which is as stable as the location
+// template.
+
+// dovecotControlDir is the expanded CONTROL= directory of acct's mail
+// location, or "" when there is none (or no Dovecot takeover).
+func (s *Store) dovecotControlDir(acct store.Account) (string, error) {
+	if s.legacy.Source != legacy.Dovecot {
+		return "", nil
+	}
+	tmpl := s.locationTemplate
+	if acct.Mail != "" {
+		tmpl = acct.Mail
+	}
+	control := locationOption(tmpl, "CONTROL")
+	if control == "" {
+		return "", nil
+	}
+	control, err := translateDovecot(control)
+	if err != nil {
+		return "", fmt.Errorf("CONTROL= of the mail location of %q: %w", acct.Name, err)
+	}
+	loc, err := parseLocation(control)
+	if err != nil {
+		return "", fmt.Errorf("CONTROL= of the mail location of %q: %w", acct.Name, err)
+	}
+	dir, err := loc.expand(acct)
+	if err != nil {
+		return "", fmt.Errorf("CONTROL= of the mail location of %q: %w", acct.Name, err)
+	}
+	return dir, nil
+}
+
+// noteControlDir remembers acct's Dovecot control directory for its
+// maildrop directory, for a takeover that may happen in this call.
+func (s *Store) noteControlDir(acct store.Account, dir string) error {
+	control, err := s.dovecotControlDir(acct)
+	if err != nil || control == "" {
+		return err
+	}
+	s.controlDirs.Store(dir, control)
+	return nil
+}
+
+// legacyFS is where the other server's state files of the maildrop in
+// dir (open as root) are: the Maildir itself, or Dovecot's control
+// directory. close releases it.
+func (s *Store) legacyFS(root *os.Root, dir string) (fsys fs.FS, close func(), err error) {
+	control, ok := s.controlDirs.Load(dir)
+	if !ok {
+		return root.FS(), func() {}, nil
+	}
+	croot, err := os.OpenRoot(control.(string))
+	if errors.Is(err, fs.ErrNotExist) {
+		// No control directory: no uidlist (Read reports it).
+		return emptyFS{}, func() {}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return croot.FS(), func() { croot.Close() }, nil
+}
+
+// emptyFS has no files.
+type emptyFS struct{}
+
+func (emptyFS) Open(name string) (fs.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }

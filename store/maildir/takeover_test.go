@@ -203,3 +203,55 @@ func TestLegacyConfigValidated(t *testing.T) {
 		t.Error("a bad pop3_uidl_format was accepted")
 	}
 }
+
+// Dovecot with CONTROL= in its mail_location keeps dovecot-uidlist there;
+// the same location given to this store finds it, for the store's
+// template and for an account's own mail location.
+func TestTakeOverControlDir(t *testing.T) {
+	base := t.TempDir()
+	for _, c := range []struct {
+		name     string
+		location string
+		acct     store.Account
+	}{
+		{"template", "maildir:" + base + "/t/%u/Maildir:LAYOUT=fs:CONTROL=" + base + "/t/control/%u", alice},
+		{"account", base + "/nothing/{user}", store.Account{Name: "alice", Home: base + "/a",
+			Mail: "maildir:~/Maildir:CONTROL=~/dovecot-control"}},
+	} {
+		s, err := New(Config{Location: c.location, Legacy: legacy.Config{Source: legacy.Dovecot, DovecotFormat: "%u"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir, err := s.maildropDir(c.acct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		control, err := s.dovecotControlDir(c.acct)
+		if err != nil || control == "" || control == dir {
+			t.Fatalf("%s: control directory %q, %v", c.name, control, err)
+		}
+		dovecotMaildir(t, dir, "")
+		put(t, control, legacy.DovecotUIDList, testUIDList, time.Time{})
+		if check, err := s.CheckTakeover(t.Context(), c.acct); err != nil || check.Report == nil || check.Report.Kept != 3 {
+			t.Fatalf("%s: CheckTakeover = %+v, %v", c.name, check, err)
+		}
+		if got := uidsOf(t, s, c.acct); !slices.Equal(got[:3], []string{"7", "9", "11"}) {
+			t.Errorf("%s: ids %q", c.name, got)
+		}
+	}
+}
+
+func TestLocationOption(t *testing.T) {
+	for _, c := range []struct{ tmpl, want string }{
+		{"maildir:~/Maildir:CONTROL=/var/c/%u", "/var/c/%u"},
+		{"maildir:~/Maildir:INDEX=/i:CONTROL=/c:LAYOUT=fs", "/c"},
+		{"~/Maildir:CONTROL=/c", "/c"},
+		{"maildir:~/Maildir", ""},
+		{"/srv/{user}", ""},
+		{"maildir:~/Maildir:CONTROLX=/c", ""},
+	} {
+		if got := locationOption(c.tmpl, "CONTROL"); got != c.want {
+			t.Errorf("locationOption(%q) = %q, want %q", c.tmpl, got, c.want)
+		}
+	}
+}
