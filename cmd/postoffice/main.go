@@ -61,6 +61,7 @@ var subcommands = []struct {
 	run           func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 }{
 	{"serve", "run the POP3 server", runServe},
+	{"check", "check a configuration and the files it names; show the listeners", runCheck},
 	{"deliver", "deliver one message from standard input (an MDA for a pipe)", runDeliver},
 	{"quickstart", "run a demo server on loopback with a demo user", runQuickstart},
 	{"user", "add, change, delete or list users in the passwd-file", runUser},
