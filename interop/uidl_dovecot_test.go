@@ -169,3 +169,26 @@ func uidlListing(t *testing.T, srv *server) []string {
 	}
 	return lines
 }
+
+// pop3_uidl_format %m is the MD5 of the header that only Dovecot's mbox
+// storage computes: on a Maildir, Dovecot cannot list UIDL at all (it
+// closes the connection), so no client ever saw such an id, and the
+// takeover keeps %m ids only where Dovecot saved them (P). This pins that
+// fact about the peer the takeover's report relies on.
+func TestDovecotMD5FormatOnMaildir(t *testing.T) {
+	d := startDovecot(t, "pop3_uidl_format = %m")
+	d.deliver(t, testMessages[:2])
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	c, err := pop3client.Dial(ctx, d.plain, &pop3client.Options{Security: pop3client.SecurityNone, Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(ctx, dovecotUser, dovecotPassword); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := c.Uidl(ctx); err == nil {
+		t.Errorf("Dovecot listed UIDL with %%m on a Maildir: %+v; the takeover could keep such ids", msgs)
+	}
+}
