@@ -65,8 +65,7 @@ type Server struct {
 	// Hostname is the host name in the greeting and in APOP timestamps
 	// (`<pid.clock@hostname>`, RFC 1939 §7): letters, digits, `-` and `_`
 	// in dot-separated labels, at most 253 characters. Empty means the
-	// system's host name, or `localhost` if the system has none; after
-	// Load it is never empty.
+	// system's host name, or `localhost` if the system has none.
 	Hostname string `toml:"hostname"`
 	// Implementation is the text of the IMPLEMENTATION capability (RFC
 	// 2449 §6.9). Empty hides it, for operators who prefer not to
@@ -92,12 +91,12 @@ type Log struct {
 	// File is the log file; empty means standard error. The server
 	// opens it again on SIGHUP, so that logrotate can rename it.
 	File string `toml:"file"`
-	// Levels sets the level of single subsystems, overriding Level:
+	// Levels sets the level of single subsystems, overriding `level`:
 	// a table such as `{ pop3 = "debug", lmtp = "warn" }`. The
 	// subsystems are server (start, stop, reload), pop3 (sessions),
 	// lmtp, delivery, auth (user databases, OAuth), store (Maildir and
 	// PostgreSQL), proxy (PROXY protocol), admin (the monitoring
-	// listener) and trace (see TraceUser). Each record names its
+	// listener) and trace (see `trace_user`). Each record names its
 	// subsystem in a `subsystem` attribute.
 	Levels map[string]string `toml:"levels"`
 	// TraceUser names one user whose POP3 sessions are traced, at info

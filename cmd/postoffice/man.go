@@ -141,8 +141,8 @@ The passwd-file, unless users.passwd_file names another.
 `)
 	roffText(&b, `The documentation in the docs directory of the source: install.md,
 configuration.md, config-reference.md, tls.md, security.md,
-troubleshooting.md, delivery.md, cluster.md, fetch.md and
-replacing-dovecot.md.`)
+troubleshooting.md, delivery.md, cluster.md, metrics.md, migration.md,
+replacing-dovecot.md and fetch.md.`)
 	return b.Bytes(), nil
 }
 

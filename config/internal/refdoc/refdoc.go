@@ -143,7 +143,7 @@ examples, see [configuration.md](configuration.md).
 	for _, t := range tables {
 		fmt.Fprintf(&b, "- [`[%s]`](#%s)", t.Name, anchor(t.Name))
 		if summary := firstSentence(t.Doc); summary != "" {
-			fmt.Fprintf(&b, ": %s", summary)
+			fmt.Fprintf(&b, ": %s", linkDocs(summary))
 		}
 		b.WriteString("\n")
 	}
