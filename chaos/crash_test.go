@@ -111,6 +111,9 @@ func restartAndCheck(t *testing.T, s *site, srv *server, l *ledger, pid int) []s
 		t.Fatal(err)
 	}
 	tmp := filepath.Join(s.maildir("alice"), "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	dead := filepath.Join(tmp, fmt.Sprintf("%d.M1P%dQ999999.%s", time.Now().Unix(), pid, host))
 	live := filepath.Join(tmp, fmt.Sprintf("%d.M1P%dQ999999.%s", time.Now().Unix(), os.Getpid(), host))
 	for _, f := range []string{dead, live} {

@@ -54,7 +54,15 @@ func crashQuit(t *testing.T, s *site, srv *server, rounds int) []string {
 		if round == rounds {
 			marks = 100 // the last QUIT runs to its end
 		}
+		// The session's own listing (the maildrop may have changed
+		// since the look above, if the server is broken).
 		p := dialPOP3(t, srv, "alice")
+		view = p.uidl(l, "alice")
+		if len(view) < marks {
+			problems = append(problems, fmt.Sprintf("alice: %d messages listed, want at least %d", len(view), marks))
+			p.close()
+			return problems
+		}
 		numbers := rand.Perm(len(view))[:marks]
 		var b strings.Builder
 		for _, i := range numbers {
@@ -242,6 +250,28 @@ func (p *pop3Conn) line() string {
 		p.t.Fatalf("read: %v", err)
 	}
 	return strings.TrimRight(line, "\r\n")
+}
+
+// uidl lists the session's messages with UIDL, in number order, with
+// the test ids the ledger knows for their unique ids.
+func (p *pop3Conn) uidl(l *ledger, user string) []seen {
+	p.send("UIDL\r\n")
+	if line := p.line(); !strings.HasPrefix(line, "+OK") {
+		p.t.Fatalf("UIDL: %q", line)
+	}
+	var list []seen
+	for {
+		line := p.line()
+		if line == "." {
+			return list
+		}
+		var sn seen
+		if _, err := fmt.Sscanf(line, "%d %s", &sn.number, &sn.uid); err != nil {
+			p.t.Fatalf("UIDL line %q: %v", line, err)
+		}
+		sn.id, _ = l.idOf(user, sn.uid)
+		list = append(list, sn)
+	}
 }
 
 // lineOrError reads one line, or returns the error's text.

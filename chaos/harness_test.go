@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/postoffice-mail/postoffice/auth/passwdfile"
+	"github.com/postoffice-mail/postoffice/internal/leakcheck"
 	"github.com/postoffice-mail/postoffice/pop3client"
 )
 
@@ -42,11 +43,14 @@ type binary struct {
 }
 
 func TestMain(m *testing.M) {
+	leaks := leakcheck.Start()
 	code := m.Run()
 	if binaryDir != "" {
 		os.RemoveAll(binaryDir)
 	}
-	os.Exit(code)
+	// No goroutine or descriptor of the tests (clients, pipes to the
+	// servers they ran) may be left.
+	os.Exit(leaks.Check(code))
 }
 
 var binaryDirOnce sync.Once

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -81,6 +82,7 @@ const (
 type record struct {
 	state state
 	epoch int    // the ledger's epoch when the state was set
+	seq   int64  // the ledger's change count then
 	uid   string // the unique id first seen, "" before that
 	size  int64  // the size LIST first announced
 }
@@ -97,10 +99,21 @@ type ledger struct {
 	records map[[2]string]*record
 	byUID   map[[2]string]string // (user, unique id) -> test id
 	epoch   int
+	seq     int64 // changes so far
 }
 
 func newLedger() *ledger {
 	return &ledger{records: make(map[[2]string]*record), byUID: make(map[[2]string]string)}
+}
+
+// stateOf is the message's state, 0 if unknown.
+func (l *ledger) stateOf(user, id string) state {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.records[[2]string{user, id}]; r != nil {
+		return r.state
+	}
+	return 0
 }
 
 // idOf is the test id of the message user's maildrop lists under uid, if
@@ -115,12 +128,34 @@ func (l *ledger) idOf(user, uid string) (string, bool) {
 func (l *ledger) set(user, id string, s state) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.setLocked(user, id, s)
+}
+
+func (l *ledger) setLocked(user, id string, s state) {
 	r := l.records[[2]string{user, id}]
 	if r == nil {
 		r = &record{}
 		l.records[[2]string{user, id}] = r
 	}
-	r.state, r.epoch = s, l.epoch
+	l.seq++
+	r.state, r.epoch, r.seq = s, l.epoch, l.seq
+}
+
+// mark is the ledger's change count: a view taken after it must agree
+// with every state set before it.
+func (l *ledger) mark() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seq
+}
+
+// advance sets the state unless the message is already further along.
+func (l *ledger) advance(user, id string, s state) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.records[[2]string{user, id}]; r == nil || r.state < s {
+		l.setLocked(user, id, s)
+	}
 }
 
 // crashed notes that the server was killed: no message sent before can
@@ -129,6 +164,13 @@ func (l *ledger) crashed() {
 	l.mu.Lock()
 	l.epoch++
 	l.mu.Unlock()
+}
+
+// epochNow is the number of crashes so far.
+func (l *ledger) epochNow() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epoch
 }
 
 // uidOf is the unique id first seen for the message, or "".
@@ -141,8 +183,10 @@ func (l *ledger) uidOf(user, id string) string {
 	return ""
 }
 
-func (l *ledger) sent(user, id string)     { l.set(user, id, sent) }
-func (l *ledger) acked(user, id string)    { l.set(user, id, acked) }
+// sent and acked never take a message back: a session may have seen and
+// deleted a message before its sender heard the acknowledgement.
+func (l *ledger) sent(user, id string)     { l.advance(user, id, sent) }
+func (l *ledger) acked(user, id string)    { l.advance(user, id, acked) }
 func (l *ledger) refused(user, id string)  { l.set(user, id, refused) }
 func (l *ledger) deleting(user, id string) { l.set(user, id, deleting) }
 func (l *ledger) deleted(user, id string)  { l.set(user, id, deleted) }
@@ -280,8 +324,22 @@ func skipTrace(msg string) string {
 // reports any change. The view must have been taken after the last
 // restart.
 func (l *ledger) check(user string, view []seen) []string {
+	problems, _ := l.checkSince(user, view, -1, math.MaxInt64)
+	return problems
+}
+
+// checkSince is check for a view taken while traffic goes on: the view
+// was begun (its session logged in) at the ledger's mark and epoch.
+// Messages whose state changed since the mark are in flux and not held
+// to it; and if the server crashed since (the view may predate writes the
+// dead server made), it checks nothing and reports false. An epoch of -1
+// checks in any case.
+func (l *ledger) checkSince(user string, view []seen, epoch int, mark int64) ([]string, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if epoch >= 0 && epoch != l.epoch {
+		return nil, false
+	}
 	var problems []string
 	report := func(format string, args ...any) {
 		problems = append(problems, user+": "+fmt.Sprintf(format, args...))
@@ -308,6 +366,13 @@ func (l *ledger) check(user string, view []seen) []string {
 			report("message %q is there but was never sent", s.id)
 			continue
 		}
+		if r.seq > mark {
+			// Changed since the view began: only its id is checked.
+			if p := l.noteLocked(user, s, r); p != "" {
+				report("%s", p)
+			}
+			continue
+		}
 		switch r.state {
 		case refused:
 			report("message %q is there though its delivery was refused", s.id)
@@ -316,14 +381,8 @@ func (l *ledger) check(user string, view []seen) []string {
 		case absent:
 			report("message %q came back after it was gone", s.id)
 		}
-		switch {
-		case r.uid == "":
-			r.uid, r.size = s.uid, s.size
-			l.byUID[[2]string{user, s.uid}] = s.id
-		case r.uid != s.uid:
-			report("message %q changed its unique id from %q to %q", s.id, r.uid, s.uid)
-		case r.size != s.size:
-			report("message %q changed its size from %d to %d", s.id, r.size, s.size)
+		if p := l.noteLocked(user, s, r); p != "" {
+			report("%s", p)
 		}
 		if (r.state == sent || r.state == deleting) && r.epoch < l.epoch {
 			r.state = acked
@@ -331,12 +390,16 @@ func (l *ledger) check(user string, view []seen) []string {
 	}
 	var missing []string
 	for key, r := range l.records {
-		if key[0] != user || present[key[1]] {
+		if key[0] != user || present[key[1]] || r.seq > mark {
 			continue
 		}
 		switch r.state {
 		case acked:
-			missing = append(missing, key[1])
+			what := key[1]
+			if r.uid != "" {
+				what += fmt.Sprintf(" (unique id %s)", r.uid)
+			}
+			missing = append(missing, what)
 		case sent, deleting:
 			if r.epoch < l.epoch {
 				r.state = absent
@@ -345,9 +408,40 @@ func (l *ledger) check(user string, view []seen) []string {
 	}
 	sort.Strings(missing)
 	for _, id := range missing {
-		report("message %q was acknowledged (and not deleted) but is missing", id)
+		report("message %s was acknowledged (and not deleted) but is missing", id)
 	}
-	return problems
+	return problems, true
+}
+
+// note remembers the unique id and size a session listed for a message
+// and describes how they differ from what was listed before, if they do.
+func (l *ledger) note(user string, s seen) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.records[[2]string{user, s.id}]
+	if r == nil {
+		return fmt.Sprintf("%s: message %q is there but was never sent", user, s.id)
+	}
+	if p := l.noteLocked(user, s, r); p != "" {
+		return user + ": " + p
+	}
+	return ""
+}
+
+func (l *ledger) noteLocked(user string, s seen, r *record) string {
+	if other, ok := l.byUID[[2]string{user, s.uid}]; ok && other != s.id {
+		return fmt.Sprintf("unique id %q was %q's and is now %q's", s.uid, other, s.id)
+	}
+	switch {
+	case r.uid == "":
+		r.uid, r.size = s.uid, s.size
+		l.byUID[[2]string{user, s.uid}] = s.id
+	case r.uid != s.uid:
+		return fmt.Sprintf("message %q changed its unique id from %q to %q", s.id, r.uid, s.uid)
+	case r.size != s.size:
+		return fmt.Sprintf("message %q changed its size from %d to %d", s.id, r.size, s.size)
+	}
+	return ""
 }
 
 // diskProblems looks at user's Maildir after the restarted server has

@@ -135,9 +135,10 @@ func (m *faultyMaildrop) Commit(ctx context.Context, deleted, retrieved []int) e
 		for _, i := range deleted {
 			marked[i] = true
 		}
+		// First, so that a crash part-way through still shows it.
 		for i := range m.infos {
 			if !marked[i] {
-				deleted = append(deleted, i)
+				deleted = append([]int{i}, deleted...)
 				break
 			}
 		}
