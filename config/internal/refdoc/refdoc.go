@@ -182,8 +182,11 @@ func anchor(name string) string {
 // sentence, on one line.
 func firstSentence(doc string) string {
 	doc = strings.Join(strings.Fields(doc), " ")
-	if i := strings.Index(doc, ". "); i >= 0 {
-		return doc[:i+1]
+	for i := 1; i+1 < len(doc); i++ {
+		// An ellipsis ("MAIL FROM ... SIZE=") does not end a sentence.
+		if doc[i] == '.' && doc[i+1] == ' ' && doc[i-1] != '.' {
+			return doc[:i+1]
+		}
 	}
 	return doc
 }
