@@ -58,6 +58,7 @@ func waitLog(t *testing.T, logs *syncBuffer, want string, n int) {
 type reloadSite struct {
 	dir, config, passwd string
 	plain, secure       string // listener addresses
+	logExtra            string // settings for [log]
 }
 
 const sessionUsers = 6
@@ -92,6 +93,7 @@ func (s *reloadSite) write(t *testing.T, certDir, extra string) {
 hostname = "pop.example.org"
 [log]
 format = "json"
+%s
 [pop3]
 listen = [%q]
 listen_tls = [%q]
@@ -106,7 +108,7 @@ location = %q
 penalty_base = "0s"
 [limits]
 auth_failure_delay = "0s"
-%s`, s.plain, s.secure, filepath.Join(certDir, "cert.pem"), filepath.Join(certDir, "key.pem"), s.dir+"/mail/{user}", extra)
+%s`, s.logExtra, s.plain, s.secure, filepath.Join(certDir, "cert.pem"), filepath.Join(certDir, "key.pem"), s.dir+"/mail/{user}", extra)
 	if err := os.WriteFile(s.config, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -324,9 +326,22 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 
 	// A setting that needs a restart is reported and ignored.
+	// With it, a log level: the pop3 subsystem's info records stop.
+	s.logExtra = `levels = { pop3 = "warn" }`
 	s.write(t, certB, "max_line_length = 300\n[store]\nbackend = \"postgres\"\n[postgres]\ndsn = \"postgres://localhost/none\"\n")
 	reload(`"setting":"store.backend"`)
 	waitLog(t, &logs, `"msg":"configuration reloaded"`, 2)
+	ended := strings.Count(logs.String(), `"msg":"session ended"`)
+	quiet, _ := dialPOP(t, s.plain, nil)
+	quiet.cmd("USER u0", "+OK")
+	quiet.cmd("PASS wrong", "-ERR")
+	quiet.cmd("QUIT", "+OK")
+	quiet.nc.Close()
+	waitLog(t, &logs, `"msg":"authentication failed"`, 1) // a warning: still logged
+	time.Sleep(200 * time.Millisecond)                     // the session's end, which would follow
+	if n := strings.Count(logs.String(), `"msg":"session ended"`); n != ended {
+		t.Errorf("pop3 info records logged after the level was raised to warn:\n%s", logs.String())
+	}
 
 	// A certificate renewed in place is served without a reload.
 	roots3 := x509.NewCertPool()
