@@ -52,6 +52,9 @@ declare -A needs=(
 	# systemd-socket-activate passes listening sockets the way systemd
 	# does (cmd/postoffice TestSocketActivation).
 	[systemd]=systemd-socket-activate
+	# Prometheus scrapes the admin listener's /metrics and promtool lints
+	# it (interop TestPrometheusScrapes).
+	[prometheus]=promtool
 )
 
 missing=()
