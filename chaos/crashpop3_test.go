@@ -27,32 +27,33 @@ func TestCrashDuringQuit(t *testing.T) {
 	t.Parallel()
 	s := newSite(t)
 	srv := startServer(t, s, serverOptions{})
-	for _, p := range crashQuit(t, s, srv, 3) {
+	for _, p := range crashQuit(t, s, srv, 3, 1500, 1000) {
 		t.Error(p)
 	}
 }
 
-// crashQuit is TestCrashDuringQuit's scenario with rounds kills.
-func crashQuit(t *testing.T, s *site, srv *server, rounds int) []string {
+// crashQuit is TestCrashDuringQuit's scenario with rounds kills, each
+// during a QUIT that deletes marks of total messages.
+func crashQuit(t *testing.T, s *site, srv *server, rounds, total, marks int) []string {
 	l := newLedger()
 	var problems []string
 	foreign := &foreignMDA{site: s, ledger: l}
 	for round := 0; round <= rounds; round++ {
-		// Top up to 1,500 messages, as another program would deliver them.
+		// Top up to total messages, as another program would deliver them.
 		view, err := observeKnown(t.Context(), srv, "alice", l, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := len(view); i < 1500; i++ {
+		for i := len(view); i < total; i++ {
 			foreign.deliver(t, "alice", fmt.Sprintf("q%d-%d", round, i))
 		}
 		if view, err = observeKnown(t.Context(), srv, "alice", l, 20); err != nil {
 			t.Fatal(err)
 		}
 		problems = append(problems, l.check("alice", view)...)
-		marks := 1000
+		marks := marks
 		if round == rounds {
-			marks = 100 // the last QUIT runs to its end
+			marks /= 10 // the last QUIT runs to its end
 		}
 		// The session's own listing (the maildrop may have changed
 		// since the look above, if the server is broken).
@@ -182,7 +183,10 @@ func crashRetr(t *testing.T, s *site, srv *server) []string {
 			}
 		}
 		p.send(b.String())
-		go func() { streamProblems <- p.readMessages(u, &received) }()
+		go func() {
+			defer p.close()
+			streamProblems <- p.readMessages(u, &received)
+		}()
 	}
 	// Kill in the middle of the streams: after about a third of them.
 	for deadline := time.Now().Add(20 * time.Second); received.Load() < 2<<20 && time.Now().Before(deadline); {

@@ -23,7 +23,7 @@ func TestChecksCatchFaults(t *testing.T) {
 			return crashDeliveries(t, s, srv, 100)
 		}, "acknowledged (and not deleted) but is missing", false},
 		{"delete-unmarked", "crash during QUIT", func(t *testing.T, s *site, srv *server) []string {
-			return crashQuit(t, s, srv, 1)
+			return crashQuit(t, s, srv, 1, 300, 200)
 		}, "acknowledged (and not deleted) but is missing", false},
 		{"truncate-retr", "crash during RETR", crashRetr, "damaged or partial", false},
 		{"uid-change", "crash during an index rewrite", func(t *testing.T, s *site, srv *server) []string {
