@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/postoffice-mail/postoffice/auth/sasl"
 	"github.com/postoffice-mail/postoffice/config"
 	"github.com/postoffice-mail/postoffice/lmtp"
 	"github.com/postoffice-mail/postoffice/metrics"
@@ -80,9 +79,6 @@ func startAdmin(cfg *config.Config, logger *slog.Logger, srv *pop3server.Server,
 	mechanisms := append([]string{pop3server.MechanismUser}, cfg.Auth.Mechanisms...)
 	if cfg.POP3.APOP {
 		mechanisms = append(mechanisms, pop3server.MechanismAPOP)
-	}
-	if len(cfg.Auth.Mechanisms) == 0 {
-		mechanisms = append(mechanisms, sasl.Plain, sasl.Login)
 	}
 	m.POP3.InitLogins(mechanisms...)
 	srv.SetObserver(m.POP3)
