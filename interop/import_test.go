@@ -174,3 +174,87 @@ func TestImportMboxUIDL(t *testing.T) {
 	mp.wantDownloads(mp.run("--keep=on"), nil)
 	fm.wantDownloads(fm.run(fetchmailNoMail, "keep"), nil)
 }
+
+// TestImportFromDovecotMbox is the switch from a real server that served
+// an mbox spool: Dovecot serves alice's inbox file, and mpop and fetchmail
+// download everything and leave it there. The file, as Dovecot left it
+// (with the X-IMAPbase, X-UID and Status headers it adds), is imported
+// with "postoffice import", and postoffice, serving the result to the same
+// clients with the same state files, lists what Dovecot listed, line for
+// line, and they download nothing. Two ways Dovecot made the ids:
+//
+//   - xuidl: pop3_reuse_xuidl = yes showed each message's X-UIDL header;
+//     imported with -uidl-header;
+//   - xuid: the messages have no X-UIDL, and Dovecot's default
+//     pop3_uidl_format (%08Xu%08Xv) made the ids from the uid and
+//     uidvalidity it keeps in the file; imported with
+//     -dovecot-uidl-format.
+func TestImportFromDovecotMbox(t *testing.T) {
+	mpop, fetchmail := need(t, "mpop"), need(t, "fetchmail")
+	t.Parallel()
+	bin := postofficeBinary(t)
+	for _, c := range []struct {
+		name    string
+		dovecot []string
+		uidl    bool
+		flags   []string
+	}{
+		{"xuidl", []string{"pop3_reuse_xuidl = yes"}, true, []string{"-uidl-header"}},
+		{"xuid", nil, false, []string{"-dovecot-uidl-format", "%08Xu%08Xv"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			d := startDovecot(t, append([]string{"mail_location = mbox:%h/mail:INBOX=%h/inbox", "mbox_write_locks = fcntl"}, c.dovecot...)...)
+			home := filepath.Dir(d.maildir)
+			msgs, ids := uidlMessages()
+			if !c.uidl {
+				msgs = append([]message{}, testMessages...)
+			}
+			writeMbox(t, filepath.Join(home, "inbox"), msgs)
+			os.MkdirAll(filepath.Join(home, "mail"), 0o700)
+			d.chown(t)
+			old := &server{plain: d.plain, tls: d.tls, caFile: d.caFile, logs: &syncBuffer{}}
+			// Counted, not compared: Dovecot shows an mbox message as the
+			// file holds it, with the mboxrd quoting of its "From " lines.
+			mp := newMpop(t, mpop, old, "plain")
+			if got := mp.run("--keep=on"); len(got) != len(msgs) {
+				t.Fatalf("mpop downloaded %d messages from Dovecot, want %d", len(got), len(msgs))
+			}
+			fm := newFetchmail(t, fetchmail, old, "plain")
+			if got := fm.run(fetchmailGotMail, "keep"); len(got) != len(msgs) {
+				t.Fatalf("fetchmail downloaded %d messages from Dovecot, want %d", len(got), len(msgs))
+			}
+			before := uidlListing(t, old)
+			if c.uidl {
+				var want []string
+				for i, id := range ids {
+					want = append(want, fmt.Sprintf("%d %s", i+1, id))
+				}
+				if strings.Join(before, "\n") != strings.Join(want, "\n") {
+					t.Fatalf("Dovecot's UIDL listing:\n%s\nwant the X-UIDL values:\n%s", strings.Join(before, "\n"), strings.Join(want, "\n"))
+				}
+			} else if len(before) != len(msgs) {
+				t.Fatalf("Dovecot's UIDL listing:\n%s", strings.Join(before, "\n"))
+			}
+
+			s := newSite(t)
+			cfg := filepath.Join(s.dir, "import.toml")
+			if err := os.WriteFile(cfg, fmt.Appendf(nil, "[pop3]\nlisten_tls = []\n[users]\npasswd_file = %q\n[maildir]\nlocation = %q\n",
+				s.passwd, filepath.Join(s.mailRoot, "{user}", "Maildir")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"import", "-config", cfg, "-mbox", filepath.Join(filepath.Dir(home), "{user}", "inbox"), "-q"}, c.flags...)
+			out := postoffice(t, bin, append(args, alice)...)
+			t.Logf("postoffice import of the file Dovecot served:\n%s", out)
+			wantOutput(t, "import", out, fmt.Sprintf("%d ids kept; %d imported", len(msgs), len(msgs)))
+
+			srv := startBinary(t, s, options{})
+			mp.srv, fm.srv = srv, srv
+			if after := uidlListing(t, srv); strings.Join(after, "\n") != strings.Join(before, "\n") {
+				t.Fatalf("UIDL listings differ\nDovecot:\n%s\npostoffice:\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
+			}
+			mp.wantDownloads(mp.run("--keep=on"), nil)
+			fm.wantDownloads(fm.run(fetchmailNoMail, "keep"), nil)
+		})
+	}
+}

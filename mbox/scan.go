@@ -61,6 +61,16 @@ type Message struct {
 	UIDL []string
 	// DateHeader is its Date header field's value, if any.
 	DateHeader string
+	// XUID is its X-UID header field's value and XIMAPBase its
+	// X-IMAPbase's: the IMAP uid and (in a file's first message) the
+	// uidvalidity and next uid that Dovecot and other IMAP servers keep
+	// in an mbox, from which their POP3 servers made unique ids.
+	XUID, XIMAPBase string
+	// XIMAP is the value of an X-IMAP header field: the mark of the
+	// pseudo-message ("DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL
+	// DATA") that UW-IMAP and Pine keep first in a file; it holds the
+	// uidvalidity and is no mail.
+	XIMAP string
 	// ContentLength is its Content-Length header field's value, or -1.
 	ContentLength int64
 }
@@ -296,6 +306,18 @@ func (s *scanner) header(m *Message, l *line, atSeparator func(*line) bool) (end
 			if m.DateHeader == "" {
 				m.DateHeader = v
 			}
+		case "x-uid":
+			if m.XUID == "" {
+				m.XUID = v
+			}
+		case "x-imapbase":
+			if m.XIMAPBase == "" {
+				m.XIMAPBase = v
+			}
+		case "x-imap":
+			if m.XIMAP == "" {
+				m.XIMAP = v
+			}
 		case "content-length":
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && m.ContentLength < 0 {
 				m.ContentLength = n
@@ -322,7 +344,7 @@ func (s *scanner) header(m *Message, l *line, atSeparator func(*line) bool) (end
 		flush()
 		if name, v, ok := bytes.Cut(h, []byte(":")); ok {
 			switch f := strings.ToLower(string(name)); f {
-			case "x-uidl", "date", "content-length":
+			case "x-uidl", "date", "content-length", "x-uid", "x-imapbase", "x-imap":
 				field, value = f, append(value[:0], v...)
 			}
 		}

@@ -202,7 +202,7 @@ func TestScanNotMbox(t *testing.T) {
 // The header fields an import needs, folded or not, in any case.
 func TestScanHeaderFields(t *testing.T) {
 	in := from1 + "x-uidl: abc\nDate: Mon, 2 Jan 2006 10:00:00 +0000\nX-UIDL: two\n\tparts\nContent-Length: 3\n\nhi\n\n" +
-		from2 + "Subject: none\n\nx\n"
+		from2 + "Subject: none\nX-IMAPbase: 1690000000 0000000009\nX-UID: 7\n\nx\n"
 	ix := scanString(t, in, Mboxrd)
 	m := ix.Messages[0]
 	if strings.Join(m.UIDL, "|") != "abc|two\tparts" || m.DateHeader != "Mon, 2 Jan 2006 10:00:00 +0000" || m.ContentLength != 3 {
@@ -211,7 +211,7 @@ func TestScanHeaderFields(t *testing.T) {
 	if want := time.Date(2006, 1, 2, 15, 4, 5, 0, time.UTC); !m.From.Date.Equal(want) || m.From.Sender != "alice@example.org" {
 		t.Errorf("From line: %+v", m.From)
 	}
-	if m := ix.Messages[1]; m.UIDL != nil || m.ContentLength != -1 {
+	if m := ix.Messages[1]; m.UIDL != nil || m.ContentLength != -1 || m.XUID != "7" || m.XIMAPBase != "1690000000 0000000009" || m.XIMAP != "" {
 		t.Errorf("message 2: UIDL %q, Content-Length %d", m.UIDL, m.ContentLength)
 	}
 }

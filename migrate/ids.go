@@ -55,23 +55,27 @@ type IDChange struct {
 }
 
 func (c IDChange) String() string {
+	if c.From == "" && c.File == "" {
+		return fmt.Sprintf("message %d: %s: imported as %q", c.Message, c.Why, c.To)
+	}
 	if c.File != "" {
 		return fmt.Sprintf("file %s: %s: %q becomes %q", c.File, c.Why, c.From, c.To)
 	}
 	return fmt.Sprintf("message %d: %s: %q imported as %q", c.Message, c.Why, c.From, c.To)
 }
 
-// invalidUniqueID says why id is not an RFC 1939 §7 unique id, or "".
-func invalidUniqueID(id string) string {
+// invalidUniqueID says why id (from what label names) is not an RFC 1939
+// §7 unique id, or "".
+func invalidUniqueID(id, label string) string {
 	switch {
 	case id == "":
-		return "an empty X-UIDL is not a unique id"
+		return "an empty " + label + " is not a unique id"
 	case len(id) > 70:
-		return fmt.Sprintf("X-UIDL of %d characters is longer than a unique id may be (RFC 1939 §7: 70)", len(id))
+		return fmt.Sprintf("%s of %d characters is longer than a unique id may be (RFC 1939 §7: 70)", label, len(id))
 	}
 	for i := 0; i < len(id); i++ {
 		if c := id[i]; c < 0x21 || c > 0x7E {
-			return fmt.Sprintf("X-UIDL holds octet 0x%02X at position %d, outside what a unique id may hold (RFC 1939 §7: 0x21..0x7E)", c, i+1)
+			return fmt.Sprintf("%s holds octet 0x%02X at position %d, outside what a unique id may hold (RFC 1939 §7: 0x21..0x7E)", label, c, i+1)
 		}
 	}
 	return ""
@@ -83,57 +87,71 @@ func generatedID(seq, validity uint64) string {
 	return fmt.Sprintf("%08X%08X", seq, validity)
 }
 
-// assignIDs gives each message (numbered 1..len(own)) its unique id: its
-// own (own[i], "" for none) where it is a valid id and the first to
-// carry it; a duplicate gets the first free "-2", "-3"... suffix; any
-// other message the id a postoffice store generates from its number and
-// validity. rep is filled in with what was kept and what changed.
-func assignIDs(own []string, validity uint64, rep *Report) []string {
+// sourceID is the id a message brings from its source.
+type sourceID struct {
+	// id is the id, "" for none.
+	id string
+	// label names where it comes from in reports ("X-UIDL").
+	label string
+	// num is the message's number in the source, for reports.
+	num int
+}
+
+// assignIDs gives each message its unique id: its own where it is a
+// valid id and the first to carry it; a duplicate gets the first free
+// "-2", "-3"... suffix; any other message the id a postoffice store
+// generates from its number (its place in own, from 1) and validity. rep
+// is filled in with what was kept and what changed; messages rep.NotKept
+// names already (an id that could not be made) get their new id there.
+func assignIDs(own []sourceID, validity uint64, rep *Report) []string {
 	ids := make([]string, len(own))
 	// Every valid id of the source is reserved first, so that a renamed
 	// duplicate never takes an id another message holds in its own
 	// right ("a", "a", "a-2": the second becomes "a-3").
 	reserved := make(map[string]bool, len(own))
-	for _, id := range own {
-		if id != "" && invalidUniqueID(id) == "" {
-			reserved[id] = true
+	for _, o := range own {
+		if o.id != "" && invalidUniqueID(o.id, o.label) == "" {
+			reserved[o.id] = true
 		}
+	}
+	notKept := make(map[int]int, len(rep.NotKept))
+	for j, c := range rep.NotKept {
+		notKept[c.Message] = j
 	}
 	taken := make(map[string]bool, len(own))
 	firstOf := make(map[string]int)
-	for i, id := range own {
+	for i, o := range own {
+		id := o.id
 		switch {
 		case id == "":
 			continue
-		case invalidUniqueID(id) != "":
-			rep.NotKept = append(rep.NotKept, IDChange{Message: i + 1, From: id, Why: invalidUniqueID(id)})
+		case invalidUniqueID(id, o.label) != "":
+			notKept[o.num] = len(rep.NotKept)
+			rep.NotKept = append(rep.NotKept, IDChange{Message: o.num, From: id, Why: invalidUniqueID(id, o.label)})
 			continue
 		case !taken[id]:
 			ids[i] = id
 			taken[id] = true
-			firstOf[id] = i + 1
+			firstOf[id] = o.num
 			rep.Kept++
 			continue
 		}
 		for n := 2; ; n++ {
 			cand := id + "-" + strconv.Itoa(n)
 			if len(cand) > 70 {
-				rep.NotKept = append(rep.NotKept, IDChange{Message: i + 1, From: id,
-					Why: fmt.Sprintf("X-UIDL is also message %d's, and too long to be made unique by a suffix", firstOf[id])})
+				notKept[o.num] = len(rep.NotKept)
+				rep.NotKept = append(rep.NotKept, IDChange{Message: o.num, From: id,
+					Why: fmt.Sprintf("%s is also message %d's, and too long to be made unique by a suffix", o.label, firstOf[id])})
 				break
 			}
 			if !reserved[cand] && !taken[cand] {
 				ids[i] = cand
 				taken[cand] = true
-				rep.Renamed = append(rep.Renamed, IDChange{Message: i + 1, From: id, To: cand,
-					Why: fmt.Sprintf("X-UIDL is also message %d's", firstOf[id])})
+				rep.Renamed = append(rep.Renamed, IDChange{Message: o.num, From: id, To: cand,
+					Why: fmt.Sprintf("%s is also message %d's", o.label, firstOf[id])})
 				break
 			}
 		}
-	}
-	notKept := make(map[int]int, len(rep.NotKept))
-	for j, c := range rep.NotKept {
-		notKept[c.Message] = j
 	}
 	for i := range ids {
 		if ids[i] != "" {
@@ -146,9 +164,9 @@ func assignIDs(own []string, validity uint64, rep *Report) []string {
 		}
 		ids[i] = id
 		taken[id] = true
-		if j, ok := notKept[i+1]; ok {
+		if j, ok := notKept[own[i].num]; ok {
 			rep.NotKept[j].To = id
-		} else if own[i] == "" {
+		} else if own[i].id == "" {
 			rep.New++
 		}
 	}

@@ -8,12 +8,14 @@ import (
 	"io"
 	"net/mail"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/mbox"
 	"github.com/postoffice-mail/postoffice/store"
+	"github.com/postoffice-mail/postoffice/store/maildir/legacy"
 )
 
 // MboxOptions say where each user's mbox file is and how to read it.
@@ -26,6 +28,12 @@ type MboxOptions struct {
 	// UIDLHeader keeps each message's X-UIDL header as its unique id (the
 	// id an old server showed, when it kept them there).
 	UIDLHeader bool
+	// DovecotFormat, if set, makes each message's id as Dovecot's POP3
+	// server made it by this pop3_uidl_format from the X-UID header (%u)
+	// and the uidvalidity of the X-IMAPbase header (%v) that Dovecot keeps
+	// in an mbox. An X-UIDL header still wins with UIDLHeader, as it does
+	// with Dovecot's pop3_reuse_xuidl. The format may use %u and %v only.
+	DovecotFormat *legacy.Format
 	// Location is the time zone of "From " line dates without one
 	// (time.Local when nil).
 	Location *time.Location
@@ -92,7 +100,7 @@ func exportMbox(ctx context.Context, opts MboxOptions, acct store.Account) (*Exp
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	ex, rep := mboxExport(ix, f, st.ModTime(), opts.UIDLHeader)
+	ex, rep := mboxExport(ix, f, st.ModTime(), opts)
 	rep.Source = path + " (" + ix.Format.String() + ")"
 	ex.Report = rep
 	ex.Close = f.Close // closing the file drops its lock
@@ -102,8 +110,8 @@ func exportMbox(ctx context.Context, opts MboxOptions, acct store.Account) (*Exp
 
 // mboxExport builds the export of a scanned file: numbers, unique ids
 // and arrival times, with the report of what was decided.
-func mboxExport(ix *mbox.Index, r io.ReaderAt, modTime time.Time, uidlHeader bool) (*Exported, *Report) {
-	rep := &Report{Messages: len(ix.Messages)}
+func mboxExport(ix *mbox.Index, r io.ReaderAt, modTime time.Time, opts MboxOptions) (*Exported, *Report) {
+	rep := &Report{}
 	for _, p := range ix.Problems {
 		if s, ok := strings.CutSuffix(p.String(), ": skipped"); ok {
 			rep.Skipped = append(rep.Skipped, s)
@@ -111,24 +119,59 @@ func mboxExport(ix *mbox.Index, r io.ReaderAt, modTime time.Time, uidlHeader boo
 			rep.Notes = append(rep.Notes, p.String())
 		}
 	}
-	validity := mboxValidity(ix, r)
-	own := make([]string, len(ix.Messages))
+	// The messages to import: all but the internal-data pseudo-message
+	// UW-IMAP and Pine keep first in a file, which no POP3 server showed.
+	var keep []int
 	for i, m := range ix.Messages {
-		if !uidlHeader || len(m.UIDL) == 0 {
+		if m.XIMAP != "" {
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("message %d (offset %d): the folder's internal data (X-IMAP header, written by UW-IMAP or Pine), not mail", i+1, m.Offset))
 			continue
 		}
-		own[i] = m.UIDL[0]
-		for _, other := range m.UIDL[1:] {
-			if other != own[i] {
-				rep.Notes = append(rep.Notes, fmt.Sprintf("message %d (offset %d): %d X-UIDL headers; the first, %q, is its id",
-					i+1, m.Offset, len(m.UIDL), own[i]))
-				break
+		keep = append(keep, i)
+	}
+	validity := mboxValidity(ix, r)
+	own := make([]sourceID, len(keep))
+	dovecotValidity, validityWhy := dovecotUIDValidity(ix)
+	for j, i := range keep {
+		m := ix.Messages[i]
+		own[j].num = i + 1
+		if opts.UIDLHeader && len(m.UIDL) > 0 {
+			own[j].id, own[j].label = m.UIDL[0], "X-UIDL"
+			for _, other := range m.UIDL[1:] {
+				if other != m.UIDL[0] {
+					rep.Notes = append(rep.Notes, fmt.Sprintf("message %d (offset %d): %d X-UIDL headers; the first, %q, is its id",
+						i+1, m.Offset, len(m.UIDL), m.UIDL[0]))
+					break
+				}
 			}
+			continue
+		}
+		if opts.DovecotFormat == nil {
+			continue
+		}
+		// Dovecot's POP3 server made the id from the X-UID header (%u)
+		// and the file's X-IMAPbase (%v), by its pop3_uidl_format.
+		own[j].label = "the id made from X-UID"
+		uid, err := strconv.ParseUint(m.XUID, 10, 32)
+		switch {
+		case opts.DovecotFormat.Uses('u') && (err != nil || uid == 0):
+			rep.NotKept = append(rep.NotKept, IDChange{Message: i + 1,
+				Why: fmt.Sprintf("no X-UID header with a uid (%q): the id Dovecot showed is not known", m.XUID)})
+		case opts.DovecotFormat.Uses('v') && validityWhy != "":
+			rep.NotKept = append(rep.NotKept, IDChange{Message: i + 1, Why: validityWhy})
+		default:
+			own[j].id = opts.DovecotFormat.Expand(func(key byte) string {
+				if key == 'v' {
+					return strconv.FormatUint(dovecotValidity, 10)
+				}
+				return strconv.FormatUint(uid, 10)
+			})
 		}
 	}
 	ids := assignIDs(own, validity, rep)
-	ex := &Exported{UIDValidity: validity, NextUID: uint64(len(ix.Messages)) + 1}
-	for i, m := range ix.Messages {
+	ex := &Exported{UIDValidity: validity, NextUID: uint64(len(keep)) + 1}
+	for j, i := range keep {
+		m := ix.Messages[i]
 		received := m.From.Date
 		if received.IsZero() {
 			if t, err := mail.ParseDate(m.DateHeader); err == nil {
@@ -142,14 +185,39 @@ func mboxExport(ix *mbox.Index, r io.ReaderAt, modTime time.Time, uidlHeader boo
 		size := m.End - m.Start
 		rep.Octets += size
 		ex.Messages = append(ex.Messages, store.Migrated{
-			Seq:  uint64(i + 1),
-			Info: store.MessageInfo{UID: ids[i], Size: size, Received: received},
+			Seq:  uint64(j + 1),
+			Info: store.MessageInfo{UID: ids[j], Size: size, Received: received},
 		})
 	}
-	ex.Open = func(_ context.Context, i int) (io.ReadCloser, error) {
-		return io.NopCloser(ix.Content(r, i)), nil
+	rep.Messages = len(ex.Messages)
+	ex.Open = func(_ context.Context, j int) (io.ReadCloser, error) {
+		return io.NopCloser(ix.Content(r, keep[j])), nil
 	}
 	return ex, rep
+}
+
+// dovecotUIDValidity is the uidvalidity an IMAP server kept in the file:
+// the first number of the first X-IMAPbase header (Dovecot's, in the
+// first message) or X-IMAP header (UW-IMAP's pseudo-message); why says
+// why there is none.
+func dovecotUIDValidity(ix *mbox.Index) (validity uint64, why string) {
+	for _, m := range ix.Messages {
+		base := m.XIMAPBase
+		if base == "" {
+			base = m.XIMAP
+		}
+		if base == "" {
+			continue
+		}
+		f := strings.Fields(base)
+		if len(f) > 0 {
+			if v, err := strconv.ParseUint(f[0], 10, 32); err == nil && v > 0 {
+				return v, ""
+			}
+		}
+		return 0, fmt.Sprintf("the X-IMAPbase header (%q) has no uidvalidity: the id Dovecot showed is not known", base)
+	}
+	return 0, "no X-IMAPbase header in the file: the uidvalidity of the ids Dovecot showed is not known"
 }
 
 // mboxValidity makes the maildrop's UIDValidity from the file's first

@@ -81,7 +81,11 @@ func TestAssignIDs(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var rep Report
-			got := assignIDs(c.own, 0xABCD, &rep)
+			own := make([]sourceID, len(c.own))
+			for i, id := range c.own {
+				own[i] = sourceID{id: id, label: "X-UIDL", num: i + 1}
+			}
+			got := assignIDs(own, 0xABCD, &rep)
 			if strings.Join(got, ",") != strings.Join(c.want, ",") {
 				t.Errorf("ids %q, want %q", got, c.want)
 			}
@@ -357,6 +361,80 @@ func TestMboxBadInput(t *testing.T) {
 				} else if got != want {
 					t.Errorf("message %d id %q, want %q", i+1, got, want)
 				}
+			}
+		})
+	}
+}
+
+// An mbox Dovecot served keeps the ids its POP3 server made from the
+// X-UID and X-IMAPbase headers it keeps in the file (pop3_uidl_format),
+// an X-UIDL header winning as with pop3_reuse_xuidl; a message without
+// X-UID is listed as not kept. UW-IMAP's internal-data pseudo-message is
+// not imported, and gives the uidvalidity.
+func TestMboxDovecotIDs(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, in, format string
+		uidl             bool
+		ids              []string // "" for a generated id
+		report           []string
+	}{
+		{
+			name: "Dovecot",
+			in: "From a Mon Apr  1 00:00:00 2024\nX-IMAPbase: 1690000000 0000000012\nX-UID: 7     \nStatus: RO\n\none\n\n" +
+				"From a Mon Apr  1 00:00:00 2024\nX-UID: 9\nX-UIDL: kept-xuidl\n\ntwo\n\n" +
+				"From a Mon Apr  1 00:00:00 2024\nSubject: no X-UID\n\nthree\n\n" +
+				"From a Mon Apr  1 00:00:00 2024\nX-UID: 11\n\nfour\n",
+			format: "%08Xu%08Xv",
+			uidl:   true,
+			ids:    []string{"0000000764bb5a80", "kept-xuidl", "", "0000000b64bb5a80"},
+			report: []string{`not kept: message 3: no X-UID header with a uid (""): the id Dovecot showed is not known: imported as "00000003`},
+		},
+		{
+			name: "UW-IMAP pseudo-message",
+			in: "From MAILER-DAEMON Mon Apr  1 00:00:00 2024\nSubject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1690000000 0000000012\n\ninternal\n\n" +
+				"From a Mon Apr  1 00:00:00 2024\nX-UID: 4\n\none\n",
+			format: "%v.%u",
+			ids:    []string{"1690000000.4"},
+			report: []string{"skipped: message 1 (offset 0): the folder's internal data"},
+		},
+		{
+			name:   "no X-IMAPbase",
+			in:     "From a Mon Apr  1 00:00:00 2024\nX-UID: 4\n\none\n",
+			format: "%08Xu%08Xv",
+			ids:    []string{""},
+			report: []string{"not kept: message 1: no X-IMAPbase header in the file"},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "alice"), []byte(c.in), 0o600)
+			format, err := legacy.ParseFormat(c.format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pg := newMaildir(t)
+			acct := store.Account{Name: "alice"}
+			res, err := Run(t.Context(), Mbox(MboxOptions{Path: filepath.Join(dir, "{user}"), UIDLHeader: c.uidl, DovecotFormat: format}),
+				Maildir(pg), []store.Account{acct}, nil)
+			if err != nil || len(res.Failed) > 0 || res.Copied != len(c.ids) {
+				t.Fatalf("Run = %+v, %v", res, err)
+			}
+			details := strings.Join(res.Reports["alice"].Details(), "\n")
+			for _, want := range c.report {
+				if !strings.Contains(details, want) {
+					t.Errorf("report lacks %q:\n%s", want, details)
+				}
+			}
+			snap := look(t, pg, acct)
+			for i, want := range c.ids {
+				if got := snap.infos[i].UID; want != "" && got != want {
+					t.Errorf("message %d id %q, want %q", i+1, got, want)
+				}
+			}
+			if c.name == "UW-IMAP pseudo-message" && !strings.HasSuffix(snap.contents[0], "one\n") {
+				t.Errorf("first message imported: %q", snap.contents[0])
 			}
 		})
 	}

@@ -26,7 +26,7 @@ import (
 // importHelp is the help of "postoffice import".
 var importHelp = &help{
 	synopsis: []string{
-		"import -mbox PATH [-format auto|mboxrd|mboxo|mboxcl2] [-uidl-header] [-timezone ZONE] [-to maildir|postgres] [-check] [-q] (-all | USER...)",
+		"import -mbox PATH [-format auto|mboxrd|mboxo|mboxcl2] [-uidl-header] [-dovecot-uidl-format FORMAT] [-timezone ZONE] [-to maildir|postgres] [-check] [-q] (-all | USER...)",
 		"import -maildir LOCATION [-import-uidl dovecot|courier|filename] [-dovecot-uidl-format FORMAT] [-to maildir|postgres] [-check] [-q] (-all | USER...)",
 	},
 	description: `Imports mail from another server's files into the store of the
@@ -35,8 +35,12 @@ configuration file ([store] backend, or -to): each user's mbox file
 Maildir (-maildir, a location template as [maildir] location takes).
 Order and arrival times are kept. With -uidl-header, an mbox message's
 X-UIDL header becomes its unique id, so that clients that left mail on
-the old server download none of it again; with -import-uidl, a Maildir's
-ids are those the named server showed (see docs/migration.md). -check
+the old server download none of it again; with -dovecot-uidl-format, an
+mbox message's id is the one Dovecot made by that pop3_uidl_format from
+the X-UID and X-IMAPbase headers it keeps in the file (an X-UIDL still
+wins with -uidl-header, as with Dovecot's pop3_reuse_xuidl); with
+-import-uidl, a Maildir's ids are those the named server showed (see
+docs/migration.md). -check
 with -maildir set to [maildir] location tells what serving those Maildirs
 in place keeps of the ids ([maildir] import_uidl).
 
@@ -73,7 +77,7 @@ func runImport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	uidlHeader := fs.Bool("uidl-header", false, "keep each mbox message's X-UIDL header as its unique id")
 	zone := fs.String("timezone", "Local", "time `zone` of mbox \"From \" line dates that name none")
 	legacySource := fs.String("import-uidl", "", "keep the unique ids this `server` showed for the Maildirs: dovecot, courier or filename (default: [maildir] import_uidl when -maildir is [maildir] location)")
-	dovecotFormat := fs.String("dovecot-uidl-format", "", "Dovecot's pop3_uidl_`format`, with -import-uidl dovecot (default: [maildir] dovecot_uidl_format, "+legacy.DefaultDovecotFormat+")")
+	dovecotFormat := fs.String("dovecot-uidl-format", "", "Dovecot's pop3_uidl_`format`: with -import-uidl dovecot (default: [maildir] dovecot_uidl_format, "+legacy.DefaultDovecotFormat+"); with -mbox, make the ids from the X-UID and X-IMAPbase headers Dovecot keeps in an mbox (%u and %v only)")
 	to := fs.String("to", "", "destination store: `maildir` or postgres (default: [store] backend)")
 	all := fs.Bool("all", false, "import every user of the user database")
 	check := fs.Bool("check", false, "dry run: report what would be imported and which ids kept, change nothing")
@@ -96,8 +100,17 @@ func runImport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if *maildirLocation != "" && (*formatName != "auto" || *uidlHeader) {
 		return fail(exitUsage, "-format and -uidl-header are for -mbox")
 	}
-	if *mboxPath != "" && (*legacySource != "" || *dovecotFormat != "") {
-		return fail(exitUsage, "-import-uidl and -dovecot-uidl-format are for -maildir")
+	if *mboxPath != "" && *legacySource != "" {
+		return fail(exitUsage, "-import-uidl is for -maildir")
+	}
+	var mboxFormat *legacy.Format
+	if *mboxPath != "" && *dovecotFormat != "" {
+		if mboxFormat, err = legacy.ParseFormat(*dovecotFormat); err != nil {
+			return fail(exitUsage, "-dovecot-uidl-format: %v", err)
+		}
+		if mboxFormat.Uses('m') || mboxFormat.Uses('f') || mboxFormat.Uses('g') {
+			return fail(exitUsage, "-dovecot-uidl-format %q: an mbox keeps X-UID and X-IMAPbase, so only %%u and %%v can be made", *dovecotFormat)
+		}
 	}
 	cfg, err := config.Load(*configFile)
 	if err != nil {
@@ -148,7 +161,7 @@ func runImport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var from migrate.End
 	inPlace := false
 	if *mboxPath != "" {
-		from = migrate.Mbox(migrate.MboxOptions{Path: *mboxPath, Format: format, UIDLHeader: *uidlHeader, Location: loc})
+		from = migrate.Mbox(migrate.MboxOptions{Path: *mboxPath, Format: format, UIDLHeader: *uidlHeader, DovecotFormat: mboxFormat, Location: loc})
 	} else {
 		if inPlace = dest == "maildir" && *maildirLocation == cfg.Maildir.Location; inPlace && !*check {
 			return fail(exitUsage, "-maildir %s is [maildir] location itself: those Maildirs are served in place, nothing to import (-check tells what [maildir] import_uidl keeps of the ids; docs/migration.md)", *maildirLocation)

@@ -114,6 +114,9 @@ func TestImportCommandFailures(t *testing.T) {
 		{[]string{"-mbox", "x", "-format", "mbox", "alice"}, exitUsage, "unknown mbox format"},
 		{[]string{"-maildir", "/x/{user}", "-uidl-header", "alice"}, exitUsage, "-uidl-header are for -mbox"},
 		{[]string{"-mbox", "x", "-to", "nowhere", "alice"}, exitUsage, `-to "nowhere"`},
+		{[]string{"-mbox", "x", "-import-uidl", "dovecot", "alice"}, exitUsage, "-import-uidl is for -maildir"},
+		{[]string{"-mbox", "x", "-dovecot-uidl-format", "%m", "alice"}, exitUsage, "only %u and %v can be made"},
+		{[]string{"-mbox", "x", "-dovecot-uidl-format", "%q", "alice"}, exitUsage, "-dovecot-uidl-format:"},
 		{[]string{"-maildir", s.mail + "/{user}/Maildir", "alice"}, exitUsage, "is [maildir] location itself"},
 		{[]string{"-mbox", "x", "../etc", "alice"}, exitUsage, "invalid user name"},
 	} {
