@@ -138,7 +138,7 @@ func TestManPageUpToDate(t *testing.T) {
 // manRequests are the roff requests and man macros the page may use: the
 // classic man(7) set that every formatter (groff, mandoc, Plan 9's troff)
 // knows.
-var manRequests = regexp.MustCompile(`^\.(TH|SH|SS|PP|IP|TP|RS|RE|nf|fi|br|B|I|BI|RI|nh|ad|\\")( |$)`)
+var manRequests = regexp.MustCompile(`^\.(TH|SH|SS|PP|IP|TP|RS|RE|nf|fi|br|B|I|BI|BR|RI|nh|ad|\\")( |$)`)
 
 // TestManPageStructure checks the roff: only known requests, no line that
 // a formatter would take for a request by accident, balanced .RS/.RE and

@@ -124,6 +124,23 @@ paths are resolved against the directory of the configuration file.`)
 			roffParagraphs(&b, s.Doc, ".IP\n")
 		}
 	}
+	b.WriteString(".SH SIGNALS\n.TP\n.B SIGHUP\n")
+	roffText(&b, `postoffice serve reads the configuration file again and applies what
+can change without a restart (certificates, limits, protocol policy,
+authentication settings, [oauth], log levels), without dropping a session;
+a file with a mistake is logged and the running configuration stays. It
+also reopens log.file.`)
+	b.WriteString(".TP\n.BR SIGTERM \", \" SIGINT\n")
+	roffText(&b, `postoffice serve stops accepting, lets sessions finish until
+server.shutdown_timeout, then closes the rest without applying their
+deletions.`)
+	b.WriteString(".SH ENVIRONMENT\n.TP\n.BR LISTEN_FDS \", \" LISTEN_PID \", \" LISTEN_FDNAMES\n")
+	roffText(&b, `Listening sockets passed by systemd (sd_listen_fds(3)); postoffice
+serve takes those named pop3, pop3s and lmtp in place of the addresses in
+the configuration file.`)
+	b.WriteString(".TP\n.B NOTIFY_SOCKET\n")
+	roffText(&b, `Where postoffice serve reports readiness, reloads and shutdown to
+systemd (Type=notify, sd_notify(3)).`)
 	b.WriteString(`.SH EXIT STATUS
 `)
 	roffText(&b, `0 on success; 64 for a wrong command line (EX_USAGE); 67 for an unknown
