@@ -157,6 +157,10 @@ func (c *conn) loginOutcome(name, secret string, err error) error {
 	if c.trace != nil && name != "" {
 		if err == nil {
 			c.trace.loggedIn(name)
+			if c.trace.off {
+				// Someone else's session: back to batched replies.
+				c.trace = nil
+			}
 		} else {
 			c.trace.named(name)
 		}
