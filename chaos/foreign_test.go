@@ -200,7 +200,8 @@ func testID(name string) (string, error) {
 
 // foreignSession is one POP3 session while the other program works: it
 // lists, retrieves up to 20 messages, checks each against its listing
-// and the ledger, deletes up to two, and ends with QUIT.
+// and the ledger, deletes up to two, lists again (the same snapshot), and
+// ends with QUIT.
 func foreignSession(ctx context.Context, srv *server, l *ledger, user string, report func(string)) error {
 	c, err := srv.login(ctx, user)
 	if err != nil {
@@ -241,6 +242,26 @@ func foreignSession(ctx context.Context, srv *server, l *ledger, user string, re
 			}
 			l.deleting(user, sn.id)
 			toDelete = append(toDelete, sn.id)
+		}
+	}
+	// The listing is the session's snapshot: whatever the other program
+	// did meanwhile, LIST and UIDL answer as at the start, less the
+	// messages marked deleted.
+	again, err := c.Messages(ctx)
+	if err != nil {
+		return err
+	}
+	if want := len(list) - len(toDelete); len(again) != want {
+		report(fmt.Sprintf("%s: the session's second listing has %d messages, want %d", user, len(again), want))
+	} else {
+		byNumber := make(map[int]pop3client.MessageInfo, len(list))
+		for _, m := range list {
+			byNumber[m.Number] = m
+		}
+		for _, m := range again {
+			if m != byNumber[m.Number] {
+				report(fmt.Sprintf("%s: message %d was listed as %+v, now as %+v in the same session", user, m.Number, byNumber[m.Number], m))
+			}
 		}
 	}
 	if err := c.Quit(ctx); err != nil {
