@@ -19,6 +19,7 @@ func families(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	m := New()
 	m.POP3.InitLogins(pop3server.MechanismUser)
+	m.WatchPool(func() PoolStats { return PoolStats{Max: 20} })
 	gathered, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -117,3 +117,39 @@ func TestHotPathAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestPool: the pool's counters are read at scrape time, as they are.
+func TestPool(t *testing.T) {
+	m := New()
+	stats := PoolStats{Acquired: 3, Idle: 2, Max: 20, Acquires: 100, EmptyAcquires: 7, CanceledAcquires: 1, EmptyAcquireWait: 1500 * time.Millisecond}
+	m.WatchPool(func() PoolStats { return stats })
+	want := `
+# HELP postoffice_postgres_pool_acquire_wait_seconds_total Time spent waiting for a free connection; its rate over the rate of empty acquires is the average wait.
+# TYPE postoffice_postgres_pool_acquire_wait_seconds_total counter
+postoffice_postgres_pool_acquire_wait_seconds_total 1.5
+# HELP postoffice_postgres_pool_canceled_acquires_total Waits for a connection given up (postgres.acquire_timeout passed, or the client went): clients got a temporary error.
+# TYPE postoffice_postgres_pool_canceled_acquires_total counter
+postoffice_postgres_pool_canceled_acquires_total 1
+# HELP postoffice_postgres_pool_connections Connections of this node's PostgreSQL pool, by state (acquired, idle, constructing).
+# TYPE postoffice_postgres_pool_connections gauge
+postoffice_postgres_pool_connections{state="acquired"} 3
+postoffice_postgres_pool_connections{state="constructing"} 0
+postoffice_postgres_pool_connections{state="idle"} 2
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
+		"postoffice_postgres_pool_acquire_wait_seconds_total", "postoffice_postgres_pool_canceled_acquires_total",
+		"postoffice_postgres_pool_connections"); err != nil {
+		t.Error(err)
+	}
+	stats.Acquired = 5
+	want = `
+# HELP postoffice_postgres_pool_connections Connections of this node's PostgreSQL pool, by state (acquired, idle, constructing).
+# TYPE postoffice_postgres_pool_connections gauge
+postoffice_postgres_pool_connections{state="acquired"} 5
+postoffice_postgres_pool_connections{state="constructing"} 0
+postoffice_postgres_pool_connections{state="idle"} 2
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "postoffice_postgres_pool_connections"); err != nil {
+		t.Errorf("after the pool changed: %v", err)
+	}
+}

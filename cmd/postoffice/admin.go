@@ -88,6 +88,9 @@ func startAdmin(cfg *config.Config, logger *slog.Logger, srv *pop3server.Server,
 	if md, ok := b.mail.(*maildir.Store); ok {
 		md.SetObserver(m.Maildir)
 	}
+	if b.pg != nil {
+		m.WatchPool(poolStats(b.pg))
+	}
 
 	a := &admin{
 		metrics:  m,
@@ -237,6 +240,18 @@ func postgresCheck(pg *postgres.Store) func(context.Context) error {
 			return fmt.Errorf("ping: %w", err)
 		}
 		return nil
+	}
+}
+
+// poolStats reads the PostgreSQL pool's counters for the metrics.
+func poolStats(pg *postgres.Store) func() metrics.PoolStats {
+	return func() metrics.PoolStats {
+		st := pg.Pool().Stat()
+		return metrics.PoolStats{
+			Acquired: st.AcquiredConns(), Idle: st.IdleConns(), Constructing: st.ConstructingConns(), Max: st.MaxConns(),
+			Acquires: st.AcquireCount(), EmptyAcquires: st.EmptyAcquireCount(), CanceledAcquires: st.CanceledAcquireCount(),
+			EmptyAcquireWait: st.EmptyAcquireWaitTime(),
+		}
 	}
 }
 

@@ -372,6 +372,10 @@ func TestReadyzPostgresUnreachable(t *testing.T) {
 	if d := time.Since(start); d > readinessTimeout+time.Second {
 		t.Errorf("readiness took %v", d)
 	}
+	// The pool's counters for the metrics.
+	if st := poolStats(pg)(); st.Max != pg.Pool().Config().MaxConns || st.Acquired != 0 {
+		t.Errorf("pool stats %+v", st)
+	}
 }
 
 // TestReadyzHungCheck: a check that never returns (a hung network file
