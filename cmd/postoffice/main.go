@@ -1,6 +1,7 @@
 // Command postoffice is the POP3 server and its tools, in one binary:
 //
 //	postoffice serve -config FILE      run the server
+//	postoffice check -config FILE [-user NAME]   check a configuration and the files it names
 //	postoffice deliver -d USER [-a ADDRESS] [-f SENDER] < MESSAGE
 //	                                   deliver one message (an MDA for a pipe)
 //	postoffice quickstart [-dir DIR]   a demo server on loopback, ready for curl
