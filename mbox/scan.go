@@ -197,12 +197,19 @@ func (lr *lineReader) seek(off int64) {
 }
 
 // next reads one line; ok is false at the end of the file or on a read
-// error (in lr.err).
+// error (in lr.err). A line that fits the buffer is not copied, except
+// one that starts with "From ", whose head must outlive the look ahead of
+// nextIsHeader.
 func (lr *lineReader) next(l *line) (ok bool) {
 	l.off, l.n, l.lf = lr.off, 0, false
 	lr.head = lr.head[:0]
+	chunk, err := lr.br.ReadSlice('\n')
+	if err == nil && !bytes.HasPrefix(chunk, fromPrefix) {
+		l.n, l.lf, l.head = int64(len(chunk)), true, chunk[:min(len(chunk), maxHead)]
+		lr.off += l.n
+		return true
+	}
 	for {
-		chunk, err := lr.br.ReadSlice('\n')
 		if room := maxHead - len(lr.head); room > 0 {
 			lr.head = append(lr.head, chunk[:min(room, len(chunk))]...)
 		}
@@ -212,6 +219,7 @@ func (lr *lineReader) next(l *line) (ok bool) {
 			break
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
+			chunk, err = lr.br.ReadSlice('\n')
 			continue
 		}
 		if err != io.EOF {
@@ -246,6 +254,10 @@ type scanner struct {
 	loc    *time.Location
 	ix     *Index
 	strict bool // trying mboxcl2 for Auto: stop at the first message it does not fit
+	// next is the "From " line that ended the last message, parsed
+	// already, and where it is.
+	next    FromLine
+	nextOff int64
 }
 
 func (s *scanner) problem(msg int, off int64, format string, args ...any) {
@@ -298,6 +310,9 @@ func (s *scanner) header(m *Message, l *line, atSeparator func(*line) bool) (end
 	var field string // the field whose continuation lines are wanted
 	var value []byte
 	flush := func() {
+		if field == "" {
+			return
+		}
 		v := strings.TrimSpace(string(value))
 		switch field {
 		case "x-uidl":
@@ -343,14 +358,19 @@ func (s *scanner) header(m *Message, l *line, atSeparator func(*line) bool) (end
 		}
 		flush()
 		if name, v, ok := bytes.Cut(h, []byte(":")); ok {
-			switch f := strings.ToLower(string(name)); f {
-			case "x-uidl", "date", "content-length", "x-uid", "x-imapbase", "x-imap":
-				field, value = f, append(value[:0], v...)
+			for _, f := range wantedFields {
+				if bytes.EqualFold(name, []byte(f)) {
+					field, value = f, append(value[:0], v...)
+					break
+				}
 			}
 		}
 	}
 	return false, 0, s.lr.off, false
 }
+
+// wantedFields are the header fields Scan records, in lower case.
+var wantedFields = []string{"x-uidl", "date", "content-length", "x-uid", "x-imapbase", "x-imap"}
 
 // errNotLengths stops the scan that tries mboxcl2 for Auto.
 var errNotLengths = errors.New("not mboxcl2")
@@ -391,7 +411,10 @@ func scanLengths(r io.ReaderAt, size int64, loc *time.Location, strict bool) (ix
 // the next one (left in l, more true) or the end of the file.
 func (s *scanner) message(l *line) (more bool, err error) {
 	num := len(s.ix.Messages) + 1
-	fl, _ := ParseFromLine(l.head, s.loc)
+	fl := s.next
+	if s.nextOff != l.off || l.off == 0 {
+		fl, _ = ParseFromLine(l.head, s.loc)
+	}
 	m := Message{Offset: l.off, Start: l.end(), From: fl, ContentLength: -1}
 	if fl.Date.IsZero() {
 		s.problem(num, m.Offset, "its \"From \" line has no date: %q", clip(l.head))
@@ -406,6 +429,7 @@ func (s *scanner) message(l *line) (more bool, err error) {
 			if prevBlank == 0 && !s.strict {
 				s.problem(num+1, l.off, "no blank line before its \"From \" line")
 			}
+			s.next, s.nextOff = fl, l.off
 			return true
 		}
 		if s.ix.Format != Mboxcl2 {
