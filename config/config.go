@@ -267,6 +267,11 @@ type Maildir struct {
 	// it to `location` the same way (`"/var/vmail/{user}/Maildir:CONTROL=/var/dovecot/{user}"`,
 	// or in a user's `userdb_mail`): dovecot-uidlist is read from there.
 	DovecotUIDLFormat string `toml:"dovecot_uidl_format"`
+	// DovecotReuseXUIDL is Dovecot's `pop3_reuse_xuidl`, for
+	// `import_uidl = "dovecot"`: set it if Dovecot had it on, so that a
+	// message's X-UIDL header is its id there too (a saved UIDL still
+	// comes first).
+	DovecotReuseXUIDL bool `toml:"dovecot_reuse_xuidl"`
 }
 
 // Auth is the [auth] table: the SASL mechanisms AUTH offers (RFC 5034) and the

@@ -122,11 +122,12 @@ passwd_file = %q
 location = %q
 import_uidl = %q
 dovecot_uidl_format = %q
+dovecot_reuse_xuidl = %t
 
 [limits]
 auth_failure_delay = "0s"
 %s`, filepath.Join(s.dir, "state"), plainPort, tlsPort, opt.apop, s.certFile, s.keyFile, s.passwd,
-		filepath.Join(s.mailRoot, "{user}", "Maildir"), opt.importUIDL, cmp.Or(opt.dovecotUIDLFormat, "%08Xu%08Xv"),
+		filepath.Join(s.mailRoot, "{user}", "Maildir"), opt.importUIDL, cmp.Or(opt.dovecotUIDLFormat, "%08Xu%08Xv"), opt.dovecotReuseXUIDL,
 		authTables(opt)), 0o600)
 	if err != nil {
 		return nil, err

@@ -122,6 +122,8 @@ type options struct {
 	// importUIDL and dovecotUIDLFormat are [maildir] import_uidl and
 	// dovecot_uidl_format: whose unique ids the maildrops take over.
 	importUIDL, dovecotUIDLFormat string
+	// dovecotReuseXUIDL is [maildir] dovecot_reuse_xuidl.
+	dovecotReuseXUIDL bool
 }
 
 // server is a running POP3 server.

@@ -31,7 +31,8 @@ func startInProcess(t *testing.T, s *site, opt options) *server {
 	maildrops, err := maildir.New(maildir.Config{
 		Location: filepath.Join(s.mailRoot, "{user}", "Maildir"),
 		Logger:   logger,
-		Legacy:   legacy.Config{Source: legacy.Source(opt.importUIDL), DovecotFormat: opt.dovecotUIDLFormat},
+		Legacy: legacy.Config{Source: legacy.Source(opt.importUIDL), DovecotFormat: opt.dovecotUIDLFormat,
+			DovecotReuseXUIDL: opt.dovecotReuseXUIDL},
 	})
 	if err != nil {
 		t.Fatal(err)

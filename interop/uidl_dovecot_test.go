@@ -35,25 +35,36 @@ func TestDovecotUIDLTakeover(t *testing.T) {
 		// they win over the format, so postoffice is deliberately told
 		// another one.
 		saved bool
+		// xuidl: Dovecot shows X-UIDL headers (pop3_reuse_xuidl), which
+		// half the messages have.
+		xuidl bool
 	}{
 		{name: "default", dovecot: []string{"pop3_uidl_format = %08Xu%08Xv"}, format: "%08Xu%08Xv", launch: startBinary},
 		{name: "v.u", dovecot: []string{"pop3_uidl_format = %v.%u"}, format: "%v.%u", launch: startInProcess},
 		{name: "saved", dovecot: []string{"pop3_uidl_format = %u", "pop3_save_uidl = yes"}, format: "%08Xu%08Xv",
 			launch: startInProcess, saved: true},
+		{name: "xuidl", dovecot: []string{"pop3_reuse_xuidl = yes"}, format: "%08Xu%08Xv", launch: startBinary, xuidl: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			d := startDovecot(t, c.dovecot...)
-			d.deliver(t, testMessages)
+			msgs := testMessages
+			if c.xuidl {
+				msgs = withXUIDL(testMessages)
+			}
+			d.deliver(t, msgs)
 			old := &server{plain: d.plain, tls: d.tls, caFile: d.caFile, logs: &syncBuffer{}}
 
 			mp := newMpop(t, mpop, old, "plain")
-			mp.wantDownloads(mp.run("--keep=on"), testMessages)
+			mp.wantDownloads(mp.run("--keep=on"), msgs)
 			fm := newFetchmail(t, fetchmail, old, "plain")
-			fm.wantDownloads(fm.run(fetchmailGotMail, "keep"), testMessages)
+			fm.wantDownloads(fm.run(fetchmailGotMail, "keep"), msgs)
 			before := uidlListing(t, old)
-			if len(before) != len(testMessages) {
-				t.Fatalf("Dovecot lists %d messages, want %d:\n%s", len(before), len(testMessages), strings.Join(before, "\n"))
+			if len(before) != len(msgs) {
+				t.Fatalf("Dovecot lists %d messages, want %d:\n%s", len(before), len(msgs), strings.Join(before, "\n"))
+			}
+			if c.xuidl != strings.Contains(strings.Join(before, "\n"), " xuidl-") {
+				t.Fatalf("Dovecot's listing shows X-UIDL headers: %v, want %v:\n%s", !c.xuidl, c.xuidl, strings.Join(before, "\n"))
 			}
 			uidlist, err := os.ReadFile(filepath.Join(d.maildir, "dovecot-uidlist"))
 			if err != nil {
@@ -66,13 +77,13 @@ func TestDovecotUIDLTakeover(t *testing.T) {
 			// postoffice on the same Maildir, as the same user.
 			site := newSite(t)
 			site.mailRoot = filepath.Dir(filepath.Dir(d.maildir))
-			srv := c.launch(t, site, options{importUIDL: "dovecot", dovecotUIDLFormat: c.format})
+			srv := c.launch(t, site, options{importUIDL: "dovecot", dovecotUIDLFormat: c.format, dovecotReuseXUIDL: c.xuidl})
 			mp.srv, fm.srv = srv, srv
 			if after := uidlListing(t, srv); !slices.Equal(after, before) {
 				t.Fatalf("UIDL listings differ\nDovecot:\n%s\npostoffice:\n%s\nlog:\n%s",
 					strings.Join(before, "\n"), strings.Join(after, "\n"), srv.logs)
 			}
-			if !strings.Contains(srv.logs.String(), fmt.Sprintf("%d ids kept", len(testMessages))) {
+			if !strings.Contains(srv.logs.String(), fmt.Sprintf("%d ids kept", len(msgs))) {
 				t.Errorf("the takeover was not logged:\n%s", srv.logs)
 			}
 			mp.wantDownloads(mp.run("--keep=on"), nil)
@@ -92,8 +103,6 @@ func TestDovecotUIDLTakeover(t *testing.T) {
 			if after := uidlListing(t, srv); !slices.Equal(after[:len(before)], before) || len(after) != len(before)+1 {
 				t.Errorf("after removing dovecot-uidlist:\n%s\nwant first:\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
 			}
-			mp.wantDownloads(mp.run("--keep=on"), nil)
-			fm.wantDownloads(fm.run(fetchmailNoMail, "keep"), nil)
 		})
 	}
 }
@@ -140,6 +149,23 @@ func TestCourierUIDLTakeover(t *testing.T) {
 			t.Errorf("after removing courierpop3dsizelist:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	})
+}
+
+// withXUIDL gives every other message an X-UIDL header, in the line ends
+// the message has.
+func withXUIDL(msgs []message) []message {
+	out := make([]message, len(msgs))
+	for i, m := range msgs {
+		out[i] = m
+		if i%2 == 0 {
+			eol := "\n"
+			if strings.Contains(string(m.raw), "\r\n") {
+				eol = "\r\n"
+			}
+			out[i].raw = append([]byte(fmt.Sprintf("X-UIDL: xuidl-%s-%d%s", m.name, i, eol)), m.raw...)
+		}
+	}
+	return out
 }
 
 // uidlListing logs in as alice and returns the UIDL listing, one "<n>

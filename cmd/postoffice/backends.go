@@ -92,6 +92,8 @@ func openBackends(cfg *config.Config, logFor func(subsystem string) *slog.Logger
 			Legacy: legacy.Config{
 				Source:        legacy.Source(cfg.Maildir.ImportUIDL),
 				DovecotFormat: cfg.Maildir.DovecotUIDLFormat,
+				// Dovecot's pop3_reuse_xuidl.
+				DovecotReuseXUIDL: cfg.Maildir.DovecotReuseXUIDL,
 			},
 		})
 		if err != nil {

@@ -1,11 +1,14 @@
 package maildir
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/store"
@@ -67,7 +70,59 @@ func (s *Store) readLegacy(root *os.Root, dir string, files map[string]msgFile) 
 		return nil, err
 	}
 	defer done()
-	return legacy.Read(fsys, s.legacy, bases)
+	return legacy.Read(fsys, s.legacy, bases, xuidlReader(root, files))
+}
+
+// maxHeaderScan bounds how much of a message is read for its X-UIDL
+// header.
+const maxHeaderScan = 256 << 10
+
+// xuidlReader reads the first X-UIDL header of a message, for Dovecot's
+// pop3_reuse_xuidl.
+func xuidlReader(root *os.Root, files map[string]msgFile) legacy.XUIDLFunc {
+	return func(base string) (string, bool, error) {
+		f, ok := files[base]
+		if !ok {
+			return "", false, nil
+		}
+		file, err := root.Open(f.path())
+		if err != nil {
+			return "", false, err
+		}
+		defer file.Close()
+		return firstHeader(io.LimitReader(file, maxHeaderScan), "X-UIDL")
+	}
+}
+
+// firstHeader returns the value of the first header field called name
+// (in any case) of the message r, unfolded, without the white space
+// around it, and whether there is one.
+func firstHeader(r io.Reader, name string) (string, bool, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxHeaderScan)
+	var value strings.Builder
+	found := false
+	for sc.Scan() {
+		text := strings.TrimRight(sc.Text(), "\r")
+		if text == "" {
+			break // the end of the header
+		}
+		if found {
+			if text[0] != ' ' && text[0] != '\t' {
+				break
+			}
+			value.WriteString(text) // unfolding removes only the line break
+			continue
+		}
+		if field, rest, ok := strings.Cut(text, ":"); ok && strings.EqualFold(strings.TrimRight(field, " \t"), name) {
+			found = true
+			value.WriteString(rest)
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
+		return "", false, err
+	}
+	return strings.Trim(value.String(), " \t"), found, nil
 }
 
 // logTakeover logs a takeover's report: a summary, then what was renamed,

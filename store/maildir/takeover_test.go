@@ -255,3 +255,37 @@ func TestLocationOption(t *testing.T) {
 		}
 	}
 }
+
+func TestFirstHeader(t *testing.T) {
+	for _, c := range []struct {
+		msg, want string
+		ok        bool
+	}{
+		{"X-UIDL: abc\nSubject: x\n\nbody\n", "abc", true},
+		{"Subject: x\r\nx-uidl:   spaced  \r\n\r\n", "spaced", true},
+		{"Subject: x\nX-UIDL: first\nX-UIDL: second\n\n", "first", true},
+		{"X-UIDL: fol\n ded\nNext: y\n\n", "fol ded", true},
+		{"X-UIDL:\n\n", "", true},
+		{"Subject: x\n\nX-UIDL: in the body\n", "", false},
+		{"X-UIDLS: other\n\n", "", false},
+		{"", "", false},
+		{"X-UIDL: no line end", "no line end", true},
+	} {
+		got, ok, err := firstHeader(strings.NewReader(c.msg), "X-UIDL")
+		if err != nil || got != c.want || ok != c.ok {
+			t.Errorf("firstHeader(%q) = %q, %v, %v; want %q, %v", c.msg, got, ok, err, c.want, c.ok)
+		}
+	}
+}
+
+// Dovecot with pop3_reuse_xuidl showed a message's X-UIDL header as its
+// id (unless it had saved one).
+func TestTakeOverReuseXUIDL(t *testing.T) {
+	s, base := newTestStore(t, Config{Legacy: legacy.Config{Source: legacy.Dovecot, DovecotFormat: "%u", DovecotReuseXUIDL: true}})
+	dir := filepath.Join(base, "alice/Maildir")
+	dovecotMaildir(t, dir, testUIDList)
+	put(t, dir, "cur/1700000010.M1P1.mx,S=10,W=11:2,S", "X-UIDL: from-the-header\nSubject: a\n\n", time.Time{})
+	if got := uidsOf(t, s, alice); !slices.Equal(got[:3], []string{"from-the-header", "9", "11"}) {
+		t.Errorf("ids %q", got)
+	}
+}

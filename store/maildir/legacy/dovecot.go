@@ -185,7 +185,7 @@ func (l *UIDList) parseRecord(line string) (UIDRecord, error) {
 // the files present: a saved POP3 UIDL (extension P) wins, else the
 // format; duplicates are renamed in uid order (Dovecot's order for them),
 // and the POP3 order is that of the O extension, then uid.
-func (l *UIDList) dovecotIDs(res *Result, format *Format, bases []string) {
+func (l *UIDList) dovecotIDs(res *Result, format *Format, bases []string, xuidl XUIDLFunc) {
 	r := &res.Report
 	r.Problems = append(r.Problems, l.Problems...)
 	if !l.Usable {
@@ -208,7 +208,7 @@ func (l *UIDList) dovecotIDs(res *Result, format *Format, bases []string) {
 		if !present[rec.Base] {
 			continue // expunged since
 		}
-		cands = append(cands, dovecotCandidate(l, rec, format))
+		cands = append(cands, dovecotCandidate(l, rec, format, xuidl))
 		order := uint64(math.MaxUint32)
 		if o, ok := rec.Extensions['O']; ok {
 			if n, err := strconv.ParseUint(o, 10, 64); err == nil {
@@ -233,8 +233,10 @@ func (l *UIDList) dovecotIDs(res *Result, format *Format, bases []string) {
 	finish(res, cands, pop3Order)
 }
 
-// dovecotCandidate is the id Dovecot shows for one record.
-func dovecotCandidate(l *UIDList, rec UIDRecord, format *Format) candidate {
+// dovecotCandidate is the id Dovecot shows for one record: a saved UIDL,
+// else (with pop3_reuse_xuidl, xuidl set) an X-UIDL header, else the
+// format's.
+func dovecotCandidate(l *UIDList, rec UIDRecord, format *Format, xuidl XUIDLFunc) candidate {
 	c := candidate{base: rec.Base}
 	if p, ok := rec.Extensions['P']; ok {
 		// A saved UIDL is the id, whatever the format says; an empty
@@ -244,6 +246,17 @@ func dovecotCandidate(l *UIDList, rec UIDRecord, format *Format) candidate {
 			c.id = rec.Base
 		}
 		return c
+	}
+	if xuidl != nil {
+		v, ok, err := xuidl(rec.Base)
+		if err != nil {
+			c.lost = fmt.Sprintf("cannot read its X-UIDL header: %v", err)
+			return c
+		}
+		if ok {
+			c.id = v
+			return c
+		}
 	}
 	if format.Uses('m') {
 		// Dovecot's Maildir storage has no header MD5 (only its mbox

@@ -66,7 +66,15 @@ type Config struct {
 	// DovecotFormat is Dovecot's pop3_uidl_format, for Source Dovecot;
 	// empty means DefaultDovecotFormat.
 	DovecotFormat string
+	// DovecotReuseXUIDL is Dovecot's pop3_reuse_xuidl: a message's
+	// X-UIDL header, where it has one, was its id (after a saved UIDL,
+	// before the format).
+	DovecotReuseXUIDL bool
 }
+
+// XUIDLFunc returns the value of the first X-UIDL header of the message
+// whose file has the given base name, and whether it has one.
+type XUIDLFunc func(base string) (value string, ok bool, err error)
 
 // Validate checks the configuration, the Dovecot format included.
 func (c Config) Validate() error {
@@ -162,9 +170,11 @@ func (r *Report) problem(format string, args ...any) {
 
 // Read works out the ids the old server showed for the message files
 // present, given by base name (the file name up to ':'). It reads the
-// state file of cfg.Source from fsys, the Maildir root. A missing state
-// file is no error (Report.Found is false); an unreadable one is.
-func Read(fsys fs.FS, cfg Config, bases []string) (*Result, error) {
+// state file of cfg.Source from fsys, the Maildir root (or Dovecot's
+// control directory). A missing state file is no error (Report.Found is
+// false); an unreadable one is. xuidl reads a message's X-UIDL header,
+// for cfg.DovecotReuseXUIDL; it may be nil otherwise.
+func Read(fsys fs.FS, cfg Config, bases []string, xuidl XUIDLFunc) (*Result, error) {
 	switch cfg.Source {
 	case None:
 		return &Result{}, nil
@@ -182,8 +192,13 @@ func Read(fsys fs.FS, cfg Config, bases []string) (*Result, error) {
 			res.Report.Unlisted = sortedCopy(bases)
 			return res, nil
 		}
+		if !cfg.DovecotReuseXUIDL {
+			xuidl = nil
+		} else if xuidl == nil {
+			return nil, errors.New("pop3_reuse_xuidl needs the messages' headers")
+		}
 		list := ParseUIDList(data)
-		list.dovecotIDs(res, format, bases)
+		list.dovecotIDs(res, format, bases, xuidl)
 		return res, nil
 	case Courier:
 		data, found, err := readState(fsys, CourierPOP3SizeList)

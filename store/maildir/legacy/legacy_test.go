@@ -23,7 +23,13 @@ func read(t *testing.T, files map[string]string, cfg Config, bases ...string) *R
 	for name, content := range files {
 		fsys[name] = &fstest.MapFile{Data: []byte(content)}
 	}
-	res, err := Read(fsys, cfg, bases)
+	res, err := Read(fsys, cfg, bases, func(base string) (string, bool, error) {
+		// Messages whose name says "xuidl" have the header "X-UIDL: x-<base>".
+		if strings.Contains(base, "xuidl") {
+			return "x-" + base, true, nil
+		}
+		return "", false, nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,4 +331,26 @@ func FuzzParseSizeList(f *testing.F) {
 			seen[m.ID] = true
 		}
 	})
+}
+
+// pop3_reuse_xuidl: an X-UIDL header wins over the format, a saved UIDL
+// over both.
+func TestDovecotReuseXUIDL(t *testing.T) {
+	list := "3 V5 N10\n1 :a\n2 :b-xuidl\n3 Psaved :c-xuidl\n"
+	for _, c := range []struct {
+		reuse bool
+		want  []string
+	}{
+		{false, []string{"a=1", "b-xuidl=2", "c-xuidl=saved"}},
+		{true, []string{"a=1", "b-xuidl=x-b-xuidl", "c-xuidl=saved"}},
+	} {
+		res := read(t, map[string]string{DovecotUIDList: list}, Config{Source: Dovecot, DovecotFormat: "%u", DovecotReuseXUIDL: c.reuse},
+			"a", "b-xuidl", "c-xuidl")
+		if got := ids(res); !slices.Equal(got, c.want) {
+			t.Errorf("reuse %v: ids %q, want %q", c.reuse, got, c.want)
+		}
+	}
+	if _, err := Read(fstest.MapFS{DovecotUIDList: {Data: []byte(list)}}, Config{Source: Dovecot, DovecotReuseXUIDL: true}, []string{"a"}, nil); err == nil {
+		t.Error("pop3_reuse_xuidl without headers accepted")
+	}
 }
