@@ -327,7 +327,8 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	// A setting that needs a restart is reported and ignored.
 	// With it, a log level: the pop3 subsystem's info records stop.
-	s.logExtra = `levels = { pop3 = "warn" }`
+	// And a trace of one user, its password masked.
+	s.logExtra = "levels = { pop3 = \"warn\" }\ntrace_user = \"u0\""
 	s.write(t, certB, "max_line_length = 300\n[store]\nbackend = \"postgres\"\n[postgres]\ndsn = \"postgres://localhost/none\"\n")
 	reload(`"setting":"store.backend"`)
 	waitLog(t, &logs, `"msg":"configuration reloaded"`, 2)
@@ -341,6 +342,14 @@ func TestReloadUnderLoad(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)                     // the session's end, which would follow
 	if n := strings.Count(logs.String(), `"msg":"session ended"`); n != ended {
 		t.Errorf("pop3 info records logged after the level was raised to warn:\n%s", logs.String())
+	}
+	for _, want := range []string{`"dir":"C","line":"USER u0","subsystem":"trace"`, `"dir":"C","line":"PASS ***","subsystem":"trace"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("trace lacks %s:\n%s", want, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), "wrong") {
+		t.Errorf("the password is in the log:\n%s", logs.String())
 	}
 
 	// A certificate renewed in place is served without a reload.
