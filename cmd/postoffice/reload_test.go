@@ -339,7 +339,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	quiet.cmd("QUIT", "+OK")
 	quiet.nc.Close()
 	waitLog(t, &logs, `"msg":"authentication failed"`, 1) // a warning: still logged
-	time.Sleep(200 * time.Millisecond)                     // the session's end, which would follow
+	time.Sleep(200 * time.Millisecond)                    // the session's end, which would follow
 	if n := strings.Count(logs.String(), `"msg":"session ended"`); n != ended {
 		t.Errorf("pop3 info records logged after the level was raised to warn:\n%s", logs.String())
 	}
