@@ -22,7 +22,8 @@ import (
 // TestPrometheusScrapes points the real Prometheus server (Debian's) at
 // the admin listener of "postoffice serve": after a POP3 login it must
 // have scraped the target and hold the login counter; promtool, its
-// linter, must find nothing wrong with the exposition.
+// linter, must find nothing wrong with the exposition; and Prometheus
+// must accept every query of the Grafana dashboard.
 func TestPrometheusScrapes(t *testing.T) {
 	prometheus := need(t, "prometheus")
 	promtool := need(t, "promtool")
@@ -158,6 +159,50 @@ scrape_configs:
 	if err != nil {
 		t.Errorf("Prometheus: %v", err)
 	}
+
+	// Every query of the Grafana dashboard is valid PromQL that
+	// Prometheus evaluates, with Grafana's variables filled in.
+	for _, q := range dashboardExprs(t) {
+		q = strings.NewReplacer("$__rate_interval", "1m", "$instance", ".*").Replace(q)
+		resp, err := http.Get("http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer struct{ Status, Error string }
+		err = json.NewDecoder(resp.Body).Decode(&answer)
+		resp.Body.Close()
+		if err != nil || answer.Status != "success" {
+			t.Errorf("dashboard query %s: %s %s %v", q, answer.Status, answer.Error, err)
+		}
+	}
+}
+
+// dashboardExprs returns the PromQL expressions of the Grafana dashboard's
+// panels.
+func dashboardExprs(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile("../contrib/grafana/postoffice.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dashboard struct {
+		Panels []struct {
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(data, &dashboard); err != nil {
+		t.Fatal(err)
+	}
+	var exprs []string
+	for _, p := range dashboard.Panels {
+		for _, target := range p.Targets {
+			exprs = append(exprs, target.Expr)
+		}
+	}
+	if len(exprs) < 20 {
+		t.Fatalf("only %d dashboard queries", len(exprs))
+	}
+	return exprs
 }
 
 // startProcess starts cmd with its output in logs and stops it with
