@@ -1,7 +1,8 @@
 // Package metrics counts what the server does, for Prometheus: sessions,
 // logins, commands, retrievals and deletions (package pop3server),
 // deliveries (package lmtp), lock contention (package store/maildir), TLS
-// handshakes and recovered panics. It implements the narrow Observer
+// handshakes, recovered panics, and the PostgreSQL pool (read from the
+// pool at each scrape). It implements the narrow Observer
 // interfaces of those packages, which know nothing of Prometheus, and
 // keeps everything in a registry of its own (never the global one), so
 // that several servers in one process (the tests) do not share counts.
