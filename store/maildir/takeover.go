@@ -70,28 +70,52 @@ func (s *Store) readLegacy(root *os.Root, dir string, files map[string]msgFile) 
 		return nil, err
 	}
 	defer done()
-	return legacy.Read(fsys, s.legacy, bases, xuidlReader(root, files))
+	headers := &xuidlReader{root: root, files: files}
+	defer headers.close()
+	return legacy.Read(fsys, s.legacy, bases, headers.read)
 }
 
 // maxHeaderScan bounds how much of a message is read for its X-UIDL
 // header.
 const maxHeaderScan = 256 << 10
 
-// xuidlReader reads the first X-UIDL header of a message, for Dovecot's
-// pop3_reuse_xuidl.
-func xuidlReader(root *os.Root, files map[string]msgFile) legacy.XUIDLFunc {
-	return func(base string) (string, bool, error) {
-		f, ok := files[base]
-		if !ok {
-			return "", false, nil
-		}
-		file, err := root.Open(f.path())
+// xuidlReader reads the first X-UIDL header of messages, for Dovecot's
+// pop3_reuse_xuidl. It opens them as RETR does (fastio.go): no symbolic
+// link is followed, and a FIFO in their place cannot block the open.
+type xuidlReader struct {
+	root  *os.Root
+	files map[string]msgFile
+	dirs  [2]*dirFile // new/, cur/, opened at first use
+}
+
+func (x *xuidlReader) read(base string) (string, bool, error) {
+	f, ok := x.files[base]
+	if !ok {
+		return "", false, nil
+	}
+	i, sub := 0, dirNew
+	if f.cur {
+		i, sub = 1, dirCur
+	}
+	if x.dirs[i] == nil {
+		d, err := openDir(x.root, sub)
 		if err != nil {
 			return "", false, err
 		}
-		defer file.Close()
-		return firstHeader(io.LimitReader(file, maxHeaderScan), "X-UIDL")
+		x.dirs[i] = d
 	}
+	fd, st, err := openAt(x.dirs[i].fd, f.name)
+	if err != nil {
+		return "", false, err
+	}
+	m := &messageFile{fd: fd, left: st.Size}
+	defer m.Close()
+	return firstHeader(io.LimitReader(m, maxHeaderScan), "X-UIDL")
+}
+
+func (x *xuidlReader) close() {
+	x.dirs[0].close()
+	x.dirs[1].close()
 }
 
 // firstHeader returns the value of the first header field called name

@@ -2,12 +2,14 @@ package maildir
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -287,5 +289,37 @@ func TestTakeOverReuseXUIDL(t *testing.T) {
 	put(t, dir, "cur/1700000010.M1P1.mx,S=10,W=11:2,S", "X-UIDL: from-the-header\nSubject: a\n\n", time.Time{})
 	if got := uidsOf(t, s, alice); !slices.Equal(got[:3], []string{"from-the-header", "9", "11"}) {
 		t.Errorf("ids %q", got)
+	}
+}
+
+// A FIFO where a listed message should be neither blocks the takeover
+// (reading X-UIDL headers) nor becomes a message.
+func TestTakeOverReuseXUIDLFIFO(t *testing.T) {
+	s, base := newTestStore(t, Config{Legacy: legacy.Config{Source: legacy.Dovecot, DovecotFormat: "%u", DovecotReuseXUIDL: true}})
+	dir := filepath.Join(base, "alice/Maildir")
+	dovecotMaildir(t, dir, testUIDList)
+	fifo := filepath.Join(dir, "cur/1700000010.M1P1.mx,S=10,W=11:2,S")
+	os.Remove(fifo)
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		md, err := s.Open(context.Background(), alice)
+		if err == nil {
+			md.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := uidsOf(t, s, alice); !slices.Equal(got[:2], []string{"9", "11"}) || len(got) != 3 {
+			t.Errorf("ids %q", got)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the takeover blocked on a FIFO")
 	}
 }
