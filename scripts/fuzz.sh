@@ -55,12 +55,23 @@ start=$SECONDS
 while read -r dir name; do
 	n=$((n + 1))
 	t0=$SECONDS
-	if go test "${args[@]}" -fuzz "^${name}\$" "./$dir" >"${TMPDIR:-/tmp}/fuzz.$$.out" 2>&1; then
+	out="${TMPDIR:-/tmp}/fuzz.$$.out"
+	if go test "${args[@]}" -fuzz "^${name}\$" "./$dir" >"$out" 2>&1; then
 		printf 'ok   %-28s %-32s %3ds  %s\n' "$dir" "$name" $((SECONDS - t0)) \
-			"$(grep -Eo 'elapsed: [^,]+, execs: [0-9]+' "${TMPDIR:-/tmp}/fuzz.$$.out" | tail -1)"
+			"$(grep -Eo 'elapsed: [^,]+, execs: [0-9]+' "$out" | tail -1)"
+	elif grep -q '^    context deadline exceeded$' "$out" &&
+		! grep -qE 'Failing input written|^panic:|fuzzing process hung' "$out" &&
+		go test -run "^${name}\$" "./$dir" >/dev/null 2>&1; then
+		# Go 1.26's fuzzing coordinator can report its own -fuzztime
+		# deadline as a failure when a worker is slow to stop on a
+		# loaded machine (go.dev/issue/75804, fixed in Go 1.27): no
+		# input is written, and the corpus replays cleanly (checked
+		# just above), so there is nothing to fix.
+		printf 'ok   %-28s %-32s %3ds  %s (fuzztime deadline race, corpus replayed)\n' "$dir" "$name" \
+			$((SECONDS - t0)) "$(grep -Eo 'elapsed: [^,]+, execs: [0-9]+' "$out" | tail -1)"
 	else
 		printf 'FAIL %-28s %-32s %3ds\n' "$dir" "$name" $((SECONDS - t0))
-		cat "${TMPDIR:-/tmp}/fuzz.$$.out"
+		cat "$out"
 		failed+=("$dir/$name")
 	fi
 done <<<"$targets"
