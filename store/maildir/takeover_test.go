@@ -323,3 +323,30 @@ func TestTakeOverReuseXUIDLFIFO(t *testing.T) {
 		t.Fatal("the takeover blocked on a FIFO")
 	}
 }
+
+// A FIFO named dovecot-uidlist fails the first login at once instead of
+// blocking it (and the index lock with it).
+func TestTakeOverUIDListFIFO(t *testing.T) {
+	s, base := newTestStore(t, Config{Legacy: legacy.Config{Source: legacy.Dovecot}})
+	dir := filepath.Join(base, "alice/Maildir")
+	dovecotMaildir(t, dir, "")
+	if err := syscall.Mkfifo(filepath.Join(dir, legacy.DovecotUIDList), 0o600); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		md, err := s.Open(context.Background(), alice)
+		if err == nil {
+			md.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("Open = %v, want a refusal", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the takeover blocked on a FIFO")
+	}
+}

@@ -223,12 +223,20 @@ func Read(fsys fs.FS, cfg Config, bases []string, xuidl XUIDLFunc) (*Result, err
 	return nil, fmt.Errorf("unknown source %q", cfg.Source)
 }
 
-// readState reads a state file, reporting whether it exists.
+// readState reads a state file, reporting whether it exists. Only a
+// regular file is read: opening a FIFO put in its place would block.
 func readState(fsys fs.FS, name string) ([]byte, bool, error) {
-	f, err := fsys.Open(name)
+	info, err := fs.Stat(fsys, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", name, err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, false, fmt.Errorf("read %s: not a regular file", name)
+	}
+	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, false, fmt.Errorf("read %s: %w", name, err)
 	}

@@ -1,6 +1,7 @@
 package legacy
 
 import (
+	"io/fs"
 	"reflect"
 	"slices"
 	"strings"
@@ -352,5 +353,14 @@ func TestDovecotReuseXUIDL(t *testing.T) {
 	}
 	if _, err := Read(fstest.MapFS{DovecotUIDList: {Data: []byte(list)}}, Config{Source: Dovecot, DovecotReuseXUIDL: true}, []string{"a"}, nil); err == nil {
 		t.Error("pop3_reuse_xuidl without headers accepted")
+	}
+}
+
+// A state file that is not a regular file (a FIFO would block the read)
+// is an error, not an empty list.
+func TestStateFileNotRegular(t *testing.T) {
+	fsys := fstest.MapFS{DovecotUIDList: {Mode: fs.ModeNamedPipe}}
+	if _, err := Read(fsys, Config{Source: Dovecot}, []string{"a"}, nil); err == nil {
+		t.Error("a FIFO was read as dovecot-uidlist")
 	}
 }
