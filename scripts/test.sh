@@ -55,6 +55,8 @@ declare -A needs=(
 	# Prometheus scrapes the admin listener's /metrics and promtool lints
 	# it (interop TestPrometheusScrapes).
 	[prometheus]=promtool
+	# testssl.sh audits the POP3S port and STLS (chaos TestTLSAudit).
+	[testssl.sh]=testssl
 )
 
 missing=()
