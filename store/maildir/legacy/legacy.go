@@ -8,7 +8,8 @@
 //   - Dovecot ("dovecot"): its dovecot-uidlist (version 3, and the old
 //     version 1) maps file names to IMAP uids and may hold a saved POP3
 //     UIDL (extension P) and POP3 order (O) per message; the ids are what
-//     its pop3_uidl_format makes of them (see Format).
+//     its pop3_uidl_format makes of them (see Format), or the X-UIDL
+//     header with its pop3_reuse_xuidl.
 //   - Courier ("courier"): its courierpop3dsizelist (versions 2 and 3)
 //     gives each file a "UID<n>-<uidvalidity>" id; without the file, the
 //     id is the file name (Courier's oldest scheme, with "+XX" escapes).
