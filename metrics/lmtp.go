@@ -24,28 +24,17 @@ var _ lmtp.Observer = (*LMTP)(nil)
 func newLMTP(panics prometheus.Counter) *LMTP {
 	l := &LMTP{
 		panics: panics,
-		open: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Subsystem: "lmtp", Name: "connections_open",
-			Help: "LMTP connections open now.",
-		}),
-		total: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "lmtp", Name: "connections_total",
-			Help: "LMTP connections accepted.",
-		}),
-		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "lmtp", Name: "deliveries_total",
-			Help: "LMTP recipients by what they were told: result delivered (250, the copy is durable), " +
-				"deferred (4xx, the MTA retries) or rejected (5xx, the MTA bounces), and the RFC 3463 status.",
-		}, []string{"result", "status"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace, Subsystem: "lmtp", Name: "delivery_duration_seconds",
-			Help:    "Time the store took to make one recipient's copy durable (or to fail), fsyncs included.",
-			Buckets: latencyBuckets,
-		}),
-		octets: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "lmtp", Name: "delivered_bytes_total",
-			Help: "Size of the copies delivered, trace fields included.",
-		}),
+		open: newGauge("lmtp", "connections_open",
+			"LMTP connections open now."),
+		total: newCounter("lmtp", "connections_total",
+			"LMTP connections accepted."),
+		deliveries: newCounterVec("lmtp", "deliveries_total",
+			"LMTP recipients by what they were told: result delivered (250, the copy is durable), "+
+				"deferred (4xx, the MTA retries) or rejected (5xx, the MTA bounces), and the RFC 3463 status.", "result", "status"),
+		duration: newHistogram("lmtp", "delivery_duration_seconds",
+			"Time the store took to make one recipient's copy durable (or to fail), fsyncs included.", latencyBuckets),
+		octets: newCounter("lmtp", "delivered_bytes_total",
+			"Size of the copies delivered, trace fields included."),
 	}
 	l.deliveries.WithLabelValues("delivered", "2.0.0")
 	l.deliveries.WithLabelValues("deferred", "4.3.0")

@@ -21,19 +21,12 @@ var _ maildir.Observer = (*Maildir)(nil)
 
 func newMaildir() *Maildir {
 	return &Maildir{
-		indexWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace, Subsystem: "maildir", Name: "index_lock_wait_seconds",
-			Help:    "Time taken to get a maildir's index lock (deliveries, logins that bring the index up to date, QUIT), got or not.",
-			Buckets: lockBuckets,
-		}),
-		indexTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "maildir", Name: "index_lock_failures_total",
-			Help: "Index locks not got: the 30-second bound passed or the caller gave up (the delivery or login failed with a temporary error).",
-		}),
-		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "maildir", Name: "lock_takeovers_total",
-			Help: "Session locks taken over from a holder that crashed, hung or whose lease ran out.",
-		}),
+		indexWait: newHistogram("maildir", "index_lock_wait_seconds",
+			"Time taken to get a maildir's index lock (deliveries, logins that bring the index up to date, QUIT), got or not.", lockBuckets),
+		indexTimeouts: newCounter("maildir", "index_lock_failures_total",
+			"Index locks not got: the 30-second bound passed or the caller gave up (the delivery or login failed with a temporary error)."),
+		takeovers: newCounter("maildir", "lock_takeovers_total",
+			"Session locks taken over from a holder that crashed, hung or whose lease ran out."),
 	}
 }
 

@@ -49,10 +49,8 @@ type Metrics struct {
 func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{reg: reg}
-	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "panics_recovered_total",
-		Help: "Panics in a session handler that were recovered and logged (the session ended; the server went on). Any is a bug.",
-	}, []string{"server"})
+	m.panics = newCounterVec("", "panics_recovered_total",
+		"Panics in a session handler that were recovered and logged (the session ended; the server went on). Any is a bug.", "server")
 	m.POP3 = newPOP3(m.panics.WithLabelValues("pop3"))
 	m.LMTP = newLMTP(m.panics.WithLabelValues("lmtp"))
 	m.Maildir = newMaildir()
@@ -91,3 +89,26 @@ var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 // milliseconds when deliveries and sessions meet, up to the 30-second
 // bound of the index lock.
 var lockBuckets = []float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30}
+
+// The constructors of the server's own metrics: the namespace, a
+// subsystem (pop3, lmtp, maildir), a name and a help text.
+
+func newCounter(subsystem, name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help})
+}
+
+func newCounterVec(subsystem, name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help}, labels)
+}
+
+func newGauge(subsystem, name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help})
+}
+
+func newGaugeVec(subsystem, name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help}, labels)
+}
+
+func newHistogram(subsystem, name, help string, buckets []float64) prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: subsystem, Name: name, Help: help, Buckets: buckets})
+}

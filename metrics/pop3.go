@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,69 +63,40 @@ var loginResults = []string{
 func newPOP3(panics prometheus.Counter) *POP3 {
 	p := &POP3{
 		panics: panics,
-		sessionsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "sessions_open",
-			Help: "POP3 connections open now, by listener (pop3: port 110 with STLS, pop3s: implicit TLS).",
-		}, []string{"listener"}),
-		sessionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "sessions_total",
-			Help: "POP3 connections accepted, by listener.",
-		}, []string{"listener"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "connections_refused_total",
-			Help: "POP3 connections refused at once with [SYS/TEMP], by reason (max_connections, max_connections_per_ip, shutting_down).",
-		}, []string{"reason"}),
-		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "tls_handshakes_total",
-			Help: "TLS handshakes, by mode (pop3s: implicit TLS, stls: after STLS) and result (ok, failed, timeout).",
-		}, []string{"mode", "result"}),
-		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "logins_total",
-			Help: "POP3 login attempts, by mechanism (USER, APOP or the SASL mechanism) and result " +
-				"(ok, failed, refused, cancelled, login_delay, in_use, unavailable, store_error).",
-		}, []string{"mechanism", "result"}),
-		loginDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "login_duration_seconds",
-			Help:    "Time spent checking a login's credentials (the user database and password hash), without the deliberate delays after failures.",
-			Buckets: latencyBuckets,
-		}),
-		maildropOpen: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "maildrop_open_duration_seconds",
-			Help:    "Time to open and lock a maildrop and take its snapshot at login: what a client waits for before its first STAT.",
-			Buckets: latencyBuckets,
-		}),
-		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "commands_total",
-			Help: "POP3 commands answered, by command (other: anything unknown) and result (ok: +OK, error: -ERR).",
-		}, []string{"command", "result"}),
-		retrDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "retr_duration_seconds",
-			Help:    "Time from a RETR command to its last octet handed to the connection, for messages sent whole.",
-			Buckets: latencyBuckets,
-		}),
-		retrieved: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "messages_retrieved_total",
-			Help: "Messages sent whole, by command: RETR, or a TOP whose line count covered the whole message (how fetchmail downloads).",
-		}, []string{"command"}),
-		retrievedOctets: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "retrieved_bytes_total",
-			Help: "Size of the messages sent whole, as announced (before dot-stuffing), by command.",
-		}, []string{"command"}),
-		deleted: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "messages_deleted_total",
-			Help: "Messages removed at QUIT: marked with DELE or expired by the EXPIRE policy.",
-		}),
-		sent: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "pop3", Name: "sent_bytes_total",
-			Help: "Octets written to POP3 clients, as carried by the network (TLS included).",
-		}),
+		sessionsOpen: newGaugeVec("pop3", "sessions_open",
+			"POP3 connections open now, by listener (pop3: port 110 with STLS, pop3s: implicit TLS).", "listener"),
+		sessionsTotal: newCounterVec("pop3", "sessions_total",
+			"POP3 connections accepted, by listener.", "listener"),
+		refused: newCounterVec("pop3", "connections_refused_total",
+			"POP3 connections refused at once with [SYS/TEMP], by reason (max_connections, max_connections_per_ip, shutting_down).", "reason"),
+		handshakes: newCounterVec("pop3", "tls_handshakes_total",
+			"TLS handshakes, by mode (pop3s: implicit TLS, stls: after STLS) and result (ok, failed, timeout).", "mode", "result"),
+		logins: newCounterVec("pop3", "logins_total",
+			"POP3 login attempts, by mechanism (USER, APOP or the SASL mechanism) and result "+
+				"(ok, failed, refused, cancelled, login_delay, in_use, unavailable, store_error).", "mechanism", "result"),
+		loginDuration: newHistogram("pop3", "login_duration_seconds",
+			"Time spent checking a login's credentials (the user database and password hash), without the deliberate delays after failures.", latencyBuckets),
+		maildropOpen: newHistogram("pop3", "maildrop_open_duration_seconds",
+			"Time to open and lock a maildrop and take its snapshot at login: what a client waits for before its first STAT.", latencyBuckets),
+		commands: newCounterVec("pop3", "commands_total",
+			"POP3 commands answered, by command (other: anything unknown) and result (ok: +OK, error: -ERR).", "command", "result"),
+		retrDuration: newHistogram("pop3", "retr_duration_seconds",
+			"Time from a RETR command to its last octet handed to the connection, for messages sent whole.", latencyBuckets),
+		retrieved: newCounterVec("pop3", "messages_retrieved_total",
+			"Messages sent whole, by command: RETR, or a TOP whose line count covered the whole message (how fetchmail downloads).", "command"),
+		retrievedOctets: newCounterVec("pop3", "retrieved_bytes_total",
+			"Size of the messages sent whole, as announced (before dot-stuffing), by command.", "command"),
+		deleted: newCounter("pop3", "messages_deleted_total",
+			"Messages removed at QUIT: marked with DELE or expired by the EXPIRE policy."),
+		sent: newCounter("pop3", "sent_bytes_total",
+			"Octets written to POP3 clients, as carried by the network (TLS included)."),
 	}
 	p.byListener = make(map[string]listenerSeries)
 	for _, l := range []string{pop3server.ListenerPlain, pop3server.ListenerImplicitTLS} {
 		p.byListener[l] = listenerSeries{open: p.sessionsOpen.WithLabelValues(l), total: p.sessionsTotal.WithLabelValues(l)}
 	}
 	p.byCommand = make(map[string]*[2]prometheus.Counter)
-	for _, name := range append(pop3Commands, pop3server.CommandOther) {
+	for _, name := range append(slices.Clone(pop3Commands), pop3server.CommandOther) {
 		p.byCommand[name] = &[2]prometheus.Counter{p.commands.WithLabelValues(name, "error"), p.commands.WithLabelValues(name, "ok")}
 	}
 	p.other = p.byCommand[pop3server.CommandOther]
