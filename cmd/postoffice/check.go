@@ -32,7 +32,7 @@ warning otherwise); its key must not be readable by others. Every line of
 the passwd-file must parse, and the file must not be readable by others.
 The fixed part of maildir.location must exist, be writable by the user the
 server runs as (-user, by default the one running check) and not writable
-by others. A PostgreSQL database must answer, with the schema this
+by others; a location under {home} needs a home for every user. A PostgreSQL database must answer, with the schema this
 postoffice needs, within 5 seconds.
 
 It then prints what the server would listen on: address, protocol and TLS
@@ -81,8 +81,8 @@ func runCheck(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	r.ok("%s: configuration file valid", *configFile)
 	checkTLS(r, cfg, who)
-	checkUsers(r, cfg, who)
-	checkMaildir(r, cfg, who)
+	users := checkUsers(r, cfg, who)
+	checkMaildir(r, cfg, who, users)
 	checkPostgres(r, cfg)
 	printListeners(r, cfg)
 	return r.finish()
@@ -264,9 +264,11 @@ func certNames(c *x509.Certificate) string {
 	return strings.Join(names, ", ")
 }
 
-func checkUsers(r *checkReport, cfg *config.Config, who *serverUser) {
+// checkUsers checks the passwd-file and returns its users, nil when it
+// is not used or cannot be read.
+func checkUsers(r *checkReport, cfg *config.Config, who *serverUser) []passwdfile.Entry {
 	if cfg.Users.Backend != "passwd-file" {
-		return
+		return nil
 	}
 	path := cfg.Users.PasswdFile
 	info, ok := checkReadable(r, "users.passwd_file", path, who)
@@ -274,12 +276,12 @@ func checkUsers(r *checkReport, cfg *config.Config, who *serverUser) {
 		r.problem("users.passwd_file: %s is readable by every user (mode %v), and it holds password hashes; chmod o-r it", path, info.Mode().Perm())
 	}
 	if !ok {
-		return
+		return nil
 	}
 	users, problems, err := passwdfile.Check(path)
 	if err != nil {
 		r.problem("users.passwd_file: %v", err)
-		return
+		return nil
 	}
 	for _, p := range problems {
 		r.problem("users.passwd_file: %v", p)
@@ -287,6 +289,7 @@ func checkUsers(r *checkReport, cfg *config.Config, who *serverUser) {
 	if len(problems) == 0 {
 		r.ok("users.passwd_file: %s: %d users", path, len(users))
 	}
+	return users
 }
 
 // maildirRoot is the fixed directory a maildir.location starts with:
@@ -299,12 +302,27 @@ func maildirRoot(location string) string {
 	return filepath.Dir(location[:i] + "x")
 }
 
-func checkMaildir(r *checkReport, cfg *config.Config, who *serverUser) {
+func checkMaildir(r *checkReport, cfg *config.Config, who *serverUser, users []passwdfile.Entry) {
 	if cfg.Store.Backend != "maildir" {
 		return
 	}
 	root := maildirRoot(cfg.Maildir.Location)
 	if root == "" || root == "." {
+		// {home}: each user needs a home, or a mail= field of their own.
+		var homeless []string
+		for _, u := range users {
+			if u.Home == "" && u.Mail == "" {
+				homeless = append(homeless, u.Name)
+			}
+		}
+		if len(homeless) > 0 {
+			if len(homeless) > 10 {
+				homeless = append(homeless[:10], "...")
+			}
+			r.problem("maildir.location: %s needs a home directory, but the passwd-file gives none (nor mail=) for %s",
+				cfg.Maildir.Location, strings.Join(homeless, ", "))
+			return
+		}
 		r.info("maildir.location: %s: maildrops are under each user's home", cfg.Maildir.Location)
 		return
 	}

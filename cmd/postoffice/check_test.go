@@ -47,6 +47,7 @@ func writeCert(t *testing.T, dir, host string, notBefore, notAfter time.Time) {
 type checkSite struct {
 	dir, config string
 	extra       string // appended to the configuration
+	location    string // maildir.location; "" for the default of the tests
 }
 
 func newCheckSite(t *testing.T) *checkSite {
@@ -61,6 +62,10 @@ func newCheckSite(t *testing.T) *checkSite {
 
 func (s *checkSite) write(t *testing.T) {
 	t.Helper()
+	location := s.location
+	if location == "" {
+		location = "mail/{user}/Maildir"
+	}
 	doc := `[server]
 hostname = "pop.example.org"
 [pop3]
@@ -72,7 +77,7 @@ key = "key.pem"
 [users]
 passwd_file = "passwd"
 [maildir]
-location = "mail/{user}/Maildir"
+location = "` + location + `"
 ` + s.extra
 	if err := os.WriteFile(s.config, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
@@ -133,6 +138,10 @@ func TestCheck(t *testing.T) {
 			[]string{"PROBLEM  maildir.location: ", "writable by every user"}},
 		{"files the run user cannot use", nil, []string{"-user", "nobody"}, exitConfig,
 			[]string{"not writable by user nobody", "users.passwd_file: ", "not readable by user nobody"}},
+		{"users without a home for {home}", func(t *testing.T, s *checkSite) {
+			os.WriteFile(filepath.Join(s.dir, "passwd"), []byte("alice:{PLAIN}pw::::/home/alice\nbob:{PLAIN}pw\ncarol:{PLAIN}pw:::::: mail=/var/mail/carol\n"), 0o600)
+			s.location = "{home}/Maildir"
+		}, nil, exitConfig, []string{"PROBLEM  maildir.location: {home}/Maildir needs a home directory", "for bob\n"}},
 		{"postgres unreachable", func(t *testing.T, s *checkSite) {
 			s.extra = "[store]\nbackend = \"postgres\"\n[postgres]\ndsn = \"postgres://postoffice@127.0.0.1:1/mail?connect_timeout=2\"\n"
 		}, nil, exitConfig, []string{"PROBLEM  postgres: "}},
