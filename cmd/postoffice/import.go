@@ -181,13 +181,7 @@ func runImport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		from = migrate.Maildir(src)
 	}
 
-	names := fs.Args()
-	if *all {
-		if names, err = list(ctx); err != nil {
-			return fail(exitTempFail, "list users: %v", err)
-		}
-	}
-	accounts, err := migrationAccounts(ctx, users, names)
+	accounts, err := migrationAccounts(ctx, users, list, *all, fs.Args())
 	if err != nil {
 		return err
 	}

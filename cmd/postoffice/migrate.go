@@ -88,13 +88,7 @@ func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		from, dest = dest, from
 		list = pg.Maildrops
 	}
-	names := fs.Args()
-	if *all {
-		if names, err = list(ctx); err != nil {
-			return fail(exitTempFail, "list users: %v", err)
-		}
-	}
-	accounts, err := migrationAccounts(ctx, users, names)
+	accounts, err := migrationAccounts(ctx, users, list, *all, fs.Args())
 	if err != nil {
 		return err
 	}
@@ -123,10 +117,17 @@ func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// migrationAccounts finds each user's home and mail location (which the
+// migrationAccounts finds the users to copy (the names given, or with all
+// those list gives) and each one's home and mail location (which the
 // Maildir location template may need); a name the user database does not
-// know (a maildrop whose user was deleted) is migrated by name alone.
-func migrationAccounts(ctx context.Context, users auth.UserLookup, names []string) ([]store.Account, error) {
+// know (a maildrop whose user was deleted) is copied by name alone.
+func migrationAccounts(ctx context.Context, users auth.UserLookup, list func(context.Context) ([]string, error), all bool, names []string) ([]store.Account, error) {
+	if all {
+		var err error
+		if names, err = list(ctx); err != nil {
+			return nil, fail(exitTempFail, "list users: %v", err)
+		}
+	}
 	var accounts []store.Account
 	for _, name := range names {
 		if err := auth.ValidUsername(name); err != nil {
