@@ -141,6 +141,7 @@ func runActivated(t *testing.T, cmd *exec.Cmd, notify *notifySocket, pop3Addr, l
 
 	cmd.Process.Signal(syscall.SIGHUP)
 	notify.want(t, "RELOADING=1\nMONOTONIC_USEC=", &stderr)
+	notify.want(t, "STATUS=configuration reloaded at ", &stderr)
 	notify.want(t, "READY=1", &stderr)
 	greets(t, pop3Addr, "+OK")
 

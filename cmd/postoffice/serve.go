@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/postoffice-mail/postoffice/config"
 	"github.com/postoffice-mail/postoffice/internal/logging"
@@ -179,7 +180,13 @@ wait:
 				continue
 			}
 			systemd.Reloading()
-			r.reload() // logs its outcome
+			// The log has the details; "systemctl status" shows
+			// the outcome of the last reload.
+			if err := r.reload(); err != nil {
+				systemd.Status("last reload refused, running the previous configuration: see the log")
+			} else {
+				systemd.Status("configuration reloaded at " + time.Now().Format(time.DateTime))
+			}
 			systemd.Ready()
 		}
 	}
