@@ -4,13 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/mbox"
@@ -58,34 +56,16 @@ func (d *mboxDest) open() error {
 	return nil
 }
 
-// lock takes the fcntl write lock, waiting for another writer up to a
-// minute (or ctx).
+// lock takes the fcntl write lock (package mbox), waiting for another
+// writer up to a minute (or ctx).
 func (d *mboxDest) lock(ctx context.Context) error {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: io.SeekStart}
-		err := syscall.FcntlFlock(d.f.Fd(), syscall.F_SETLK, &lk)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EACCES) {
-			return fmt.Errorf("%s: lock: %w", d, err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: locked by another program for over a minute", d)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := mbox.Lock(ctx, d.f, true, time.Minute); err != nil {
+		return fmt.Errorf("%s: %w", d, err)
 	}
+	return nil
 }
 
-func (d *mboxDest) unlock() {
-	lk := syscall.Flock_t{Type: syscall.F_UNLCK, Whence: io.SeekStart}
-	syscall.FcntlFlock(d.f.Fd(), syscall.F_SETLK, &lk)
-}
+func (d *mboxDest) unlock() { mbox.Unlock(d.f) }
 
 func (d *mboxDest) write(ctx context.Context, m *message, body io.Reader) (err error) {
 	if err := d.open(); err != nil {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/mbox"
@@ -89,7 +88,8 @@ func exportMbox(ctx context.Context, opts MboxOptions, acct store.Account) (*Exp
 	if wait == 0 {
 		wait = 30 * time.Second
 	}
-	if err := lockShared(ctx, f, wait); err != nil {
+	// A shared lock: no delivery changes the file while it is read.
+	if err := mbox.Lock(ctx, f, false, wait); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	st, err := f.Stat()
@@ -235,30 +235,4 @@ func mboxValidity(ix *mbox.Index, r io.ReaderAt) uint64 {
 		return v
 	}
 	return 1
-}
-
-// lockShared takes a POSIX (fcntl) read lock on the whole file, the lock
-// that Postfix's local(8), procmail, mutt and Dovecot take to write an
-// mbox: no delivery changes it while it is read. It waits for a writer
-// up to wait.
-func lockShared(ctx context.Context, f *os.File, wait time.Duration) error {
-	deadline := time.Now().Add(wait)
-	for {
-		lk := syscall.Flock_t{Type: syscall.F_RDLCK, Whence: io.SeekStart}
-		err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EACCES) {
-			return fmt.Errorf("lock: %w", err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("locked by another program for over %v", wait)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

@@ -280,6 +280,9 @@ func TestDovecotMaildirToPostgres(t *testing.T) {
 	if err != nil || res.Copied != 3 {
 		t.Fatalf("Run: %+v, %v", res, err)
 	}
+	if r := res.Reports["dave"]; r == nil || r.Kept != 3 || !strings.Contains(r.Source, "dovecot-uidlist") {
+		t.Errorf("the import's report is not the takeover's: %+v", r)
+	}
 	var ids []string
 	for _, m := range look(t, pg, acct[0]).infos {
 		ids = append(ids, m.UID)

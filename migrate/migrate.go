@@ -72,11 +72,25 @@ func Maildir(s *maildir.Store) End {
 	return End{
 		Name: "maildir",
 		Export: func(ctx context.Context, acct store.Account) (*Exported, error) {
+			// A maildrop opened for the first time takes over another
+			// server's ids (maildir.Config.Legacy): what it kept and
+			// what not is the report, told beforehand as the dry run
+			// tells it, since the takeover itself only logs it.
+			var rep *Report
+			if c, err := s.CheckTakeover(ctx, acct); err == nil && c.Exists && !c.Indexed && c.Report != nil {
+				rep = takeoverReport(c)
+			}
 			ex, err := s.Export(ctx, acct)
 			if err != nil {
 				return nil, err
 			}
-			return &Exported{UIDValidity: ex.UIDValidity, NextUID: ex.NextUID, Messages: ex.Messages, Open: ex.Open, Close: ex.Close}, nil
+			if rep != nil {
+				rep.Messages, rep.Octets = len(ex.Messages), 0
+				for _, m := range ex.Messages {
+					rep.Octets += m.Info.Size
+				}
+			}
+			return &Exported{UIDValidity: ex.UIDValidity, NextUID: ex.NextUID, Messages: ex.Messages, Open: ex.Open, Close: ex.Close, Report: rep}, nil
 		},
 		Import: func(ctx context.Context, acct store.Account, v, n uint64) (Importer, error) {
 			return s.BeginImport(ctx, acct, v, n)
