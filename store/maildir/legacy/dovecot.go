@@ -38,10 +38,23 @@ type UIDList struct {
 
 // UIDRecord is one message of a uidlist.
 type UIDRecord struct {
-	UID        uint64
-	Base       string
-	Extensions map[byte]string
+	UID  uint64
+	Base string
+	// Extensions are the record's extension fields, as "<key><value>"
+	// (see Extension).
+	Extensions []string
 	Line       int
+}
+
+// Extension returns the value of the record's extension key (the last
+// one, should the key be there twice) and whether it has one.
+func (r *UIDRecord) Extension(key byte) (string, bool) {
+	for i := len(r.Extensions) - 1; i >= 0; i-- {
+		if r.Extensions[i][0] == key {
+			return r.Extensions[i][1:], true
+		}
+	}
+	return "", false
 }
 
 // ParseUIDList parses a dovecot-uidlist. It never fails: what it cannot
@@ -59,7 +72,9 @@ func ParseUIDList(data []byte) *UIDList {
 		return l
 	}
 	l.Usable = true
-	byBase := make(map[string]int)
+	lines := strings.Count(rest, "\n") + 1
+	l.Records = make([]UIDRecord, 0, lines)
+	byBase := make(map[string]int, lines)
 	var lastUID uint64
 	for lineNo := 2; rest != ""; lineNo++ {
 		line, more, terminated := strings.Cut(rest, "\n")
@@ -160,10 +175,9 @@ func (l *UIDList) parseRecord(line string) (UIDRecord, error) {
 				l.Problems = append(l.Problems, fmt.Sprintf("uid %d: unknown extension field %q ignored", uid, clip(field)))
 				continue
 			}
-			if rec.Extensions == nil {
-				rec.Extensions = make(map[byte]string)
-			}
-			rec.Extensions[field[0]] = field[1:]
+			// A slice, not a map: a uidlist has a few fields on each
+			// of up to millions of lines.
+			rec.Extensions = append(rec.Extensions, field)
 		}
 		name, ok := strings.CutPrefix(rest, ":")
 		if !ok || name == "" {
@@ -201,8 +215,8 @@ func (l *UIDList) dovecotIDs(res *Result, format *Format, bases []string, xuidl 
 		present[b] = true
 	}
 	listed := make(map[string]bool, len(l.Records))
-	var cands []candidate
-	var orders []uint64
+	cands := make([]candidate, 0, len(l.Records))
+	orders := make([]uint64, 0, len(l.Records))
 	for _, rec := range l.Records {
 		listed[rec.Base] = true
 		if !present[rec.Base] {
@@ -210,7 +224,7 @@ func (l *UIDList) dovecotIDs(res *Result, format *Format, bases []string, xuidl 
 		}
 		cands = append(cands, dovecotCandidate(l, rec, format, xuidl))
 		order := uint64(math.MaxUint32)
-		if o, ok := rec.Extensions['O']; ok {
+		if o, ok := rec.Extension('O'); ok {
 			if n, err := strconv.ParseUint(o, 10, 64); err == nil {
 				order = n
 			}
@@ -238,7 +252,7 @@ func (l *UIDList) dovecotIDs(res *Result, format *Format, bases []string, xuidl 
 // format's.
 func dovecotCandidate(l *UIDList, rec UIDRecord, format *Format, xuidl XUIDLFunc) candidate {
 	c := candidate{base: rec.Base}
-	if p, ok := rec.Extensions['P']; ok {
+	if p, ok := rec.Extension('P'); ok {
 		// A saved UIDL is the id, whatever the format says; an empty
 		// one stands for the base file name.
 		c.id = p
@@ -275,7 +289,7 @@ func dovecotCandidate(l *UIDList, rec UIDRecord, format *Format, xuidl XUIDLFunc
 			return rec.Base
 		case 'g':
 			// The message GUID Dovecot saved, else the base name.
-			if g := rec.Extensions['G']; g != "" {
+			if g, _ := rec.Extension('G'); g != "" {
 				return g
 			}
 			return rec.Base

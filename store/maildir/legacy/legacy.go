@@ -28,7 +28,6 @@ package legacy
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"slices"
 	"strconv"
@@ -237,17 +236,13 @@ func readState(fsys fs.FS, name string) ([]byte, bool, error) {
 	if !info.Mode().IsRegular() {
 		return nil, false, fmt.Errorf("read %s: not a regular file", name)
 	}
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, false, fmt.Errorf("read %s: %w", name, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
-	if err != nil {
-		return nil, false, fmt.Errorf("read %s: %w", name, err)
-	}
-	if len(data) > maxStateFile {
+	if info.Size() > maxStateFile {
 		return nil, false, fmt.Errorf("read %s: larger than %d octets", name, maxStateFile)
+	}
+	// Read at its size in one go, not grown as it is read.
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", name, err)
 	}
 	return data, true, nil
 }
@@ -266,6 +261,7 @@ type candidate struct {
 // is then the POP3 order, as indexes into cands.
 func finish(res *Result, cands []candidate, order []int) {
 	renameDuplicates(res, cands)
+	res.Messages = make([]Message, 0, len(order))
 	for _, i := range order {
 		c := cands[i]
 		switch {
