@@ -37,7 +37,7 @@ done
 targets=$(grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' . |
 	sed -E 's|^\./(.*)/[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]+)$|\1 \2|' | sort -u)
 if [ -n "$filter" ]; then
-	targets=$(echo "$targets" | awk '{print $1 "/" $2, $0}' | grep -E "^[^ ]*($filter)" | cut -d' ' -f2- || true)
+	targets=$(echo "$targets" | awk -v re="$filter" '($1 "/" $2) ~ re')
 fi
 if [ -z "$targets" ]; then
 	echo "fuzz.sh: no fuzz target matches" >&2
