@@ -163,3 +163,16 @@ func TestImportCheckInPlace(t *testing.T) {
 		t.Errorf("an import of the served Maildirs into themselves: exit %d\n%s", code, out)
 	}
 }
+
+// Without -q and without a terminal, the progress is plain lines: one as
+// each maildrop starts, then the report.
+func TestImportProgressLines(t *testing.T) {
+	s := newDeliverSite(t, "")
+	spool := filepath.Join(s.dir, "spool")
+	os.Mkdir(spool, 0o700)
+	os.WriteFile(filepath.Join(spool, "bob"), []byte(importMbox), 0o600)
+	out, code := runImportCmd(t, "-config", s.config, "-mbox", spool+"/{user}", "bob")
+	if code != exitOK || !strings.Contains(out, "bob: 4 messages (122 B) to import\nbob: 4 messages from") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
