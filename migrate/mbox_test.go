@@ -442,3 +442,44 @@ func TestMboxDovecotIDs(t *testing.T) {
 		})
 	}
 }
+
+// Mail delivered into the destination after an import takes the next
+// number; an mbox that grew since must not have its new message taken
+// for that one ("already there") and lost: the import is refused, with
+// the reason, and changes nothing.
+func TestMboxGrewAfterDelivery(t *testing.T) {
+	t.Parallel()
+	for _, dest := range []struct {
+		name string
+		end  func(t *testing.T) (End, Destination, store.Deliverer)
+	}{
+		{"maildir", func(t *testing.T) (End, Destination, store.Deliverer) { s := newMaildir(t); return Maildir(s), s, s }},
+		{"postgres", func(t *testing.T) (End, Destination, store.Deliverer) { s := newPostgres(t); return Postgres(s), s, s }},
+	} {
+		t.Run(dest.name, func(t *testing.T) {
+			t.Parallel()
+			to, st, deliver := dest.end(t)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "alice")
+			os.WriteFile(path, []byte("From x Mon Apr  1 00:00:00 2024\nX-UIDL: one\n\n1\n\n"), 0o600)
+			from := Mbox(MboxOptions{Path: filepath.Join(dir, "{user}"), UIDLHeader: true})
+			acct := store.Account{Name: "alice"}
+			if res, err := Run(t.Context(), from, to, []store.Account{acct}, nil); err != nil || res.Copied != 1 {
+				t.Fatalf("first import: %+v, %v", res, err)
+			}
+			if _, err := deliver.Deliver(t.Context(), acct, strings.NewReader("Subject: delivered\n\nnew\n")); err != nil {
+				t.Fatal(err)
+			}
+			f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			f.WriteString("From x Tue Apr  2 00:00:00 2024\nX-UIDL: two\n\n2\n\n")
+			f.Close()
+			res, err := Run(t.Context(), from, to, []store.Account{acct}, nil)
+			if err != nil || res.Failed["alice"] == nil || !strings.Contains(res.Failed["alice"].Error(), "is another message's") {
+				t.Errorf("import after a delivery: %+v, %v; want alice refused", res, err)
+			}
+			if snap := look(t, st, acct); len(snap.infos) != 2 || snap.infos[0].UID != "one" {
+				t.Errorf("destination after the refusal: %+v", snap.infos)
+			}
+		})
+	}
+}

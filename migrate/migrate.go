@@ -61,6 +61,11 @@ type End struct {
 	Export func(ctx context.Context, acct store.Account) (*Exported, error)
 	// Import opens a maildrop to copy into.
 	Import func(ctx context.Context, acct store.Account, uidValidity, nextUID uint64) (Importer, error)
+	// List, if set, returns the unique ids a maildrop holds, without
+	// creating it: what Run compares with the messages the destination
+	// says it has by number, so that a number another message took (mail
+	// delivered after an earlier import) is not taken for the copy.
+	List func(ctx context.Context, acct store.Account) (map[string]bool, error)
 	// Inspect, if set, tells Check what an export would make of a
 	// maildrop without the changes Export may make (a Maildir taking over
 	// another server's ids); a nil Report means Export can tell.
@@ -98,6 +103,9 @@ func Maildir(s *maildir.Store) End {
 		Inspect: func(ctx context.Context, acct store.Account) (*Report, error) {
 			return inspectMaildir(ctx, s, acct)
 		},
+		List: func(ctx context.Context, acct store.Account) (map[string]bool, error) {
+			return listIDs(ctx, s, acct)
+		},
 	}
 }
 
@@ -115,7 +123,28 @@ func Postgres(s *postgres.Store) End {
 		Import: func(ctx context.Context, acct store.Account, v, n uint64) (Importer, error) {
 			return s.BeginImport(ctx, acct, v, n)
 		},
+		List: func(ctx context.Context, acct store.Account) (map[string]bool, error) {
+			return listIDs(ctx, s, acct)
+		},
 	}
+}
+
+// listIDs returns the unique ids of a maildrop; one that holds nothing
+// is not opened (opening a Maildir creates it).
+func listIDs(ctx context.Context, s Destination, acct store.Account) (map[string]bool, error) {
+	ids := map[string]bool{}
+	if u, err := s.Usage(ctx, acct); err != nil || u.Messages == 0 {
+		return ids, err
+	}
+	md, err := s.Open(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	defer md.Close() // without Commit: nothing changes
+	for _, m := range md.Messages() {
+		ids[m.UID] = true
+	}
+	return ids, nil
 }
 
 // Progress is told how a migration advances; nil tells nobody.
@@ -178,6 +207,12 @@ func copyMaildrop(ctx context.Context, from, to End, acct store.Account, progres
 	if rep == nil {
 		rep = storeReport(from.Name, src.Messages)
 	}
+	var have map[string]bool
+	if to.List != nil {
+		if have, err = to.List(ctx, acct); err != nil {
+			return 0, 0, 0, rep, fmt.Errorf("list %s maildrop: %w", to.Name, err)
+		}
+	}
 	dst, err := to.Import(ctx, acct, src.UIDValidity, src.NextUID)
 	if err != nil {
 		return 0, 0, 0, rep, fmt.Errorf("open %s maildrop: %w", to.Name, err)
@@ -187,6 +222,18 @@ func copyMaildrop(ctx context.Context, from, to End, acct store.Account, progres
 			err = fmt.Errorf("close %s maildrop: %w", to.Name, cerr)
 		}
 	}()
+	// A message the destination has by number must be there under its
+	// id too: otherwise the number is another message's (mail delivered
+	// after an earlier import, or an import with other options), and
+	// skipping it would lose this one.
+	if have != nil {
+		for i, m := range src.Messages {
+			if dst.Has(m.Seq) && !have[m.Info.UID] {
+				return 0, 0, 0, rep, fmt.Errorf("message %d (%s): its number %d is another message's in the %s maildrop "+
+					"(mail delivered there after an earlier import, or an earlier import with other options): nothing imported", i+1, m.Info.UID, m.Seq, to.Name)
+			}
+		}
+	}
 	// A destination that cannot keep some message's unique id refuses
 	// the maildrop before anything is copied.
 	if c, ok := dst.(interface{ Check(store.Migrated) error }); ok {
