@@ -62,7 +62,11 @@ func sortActivated(passed map[string][]net.Listener, cfg *config.Config) (*activ
 // systemd passed, and for a protocol it passed none of, those the
 // configuration lists, opened now.
 func (s *activatedSockets) pop3Listeners(cfg *config.Config, logger *slog.Logger) (plain, secure []net.Listener, err error) {
-	plain, err = s.orListen(s.pop3, cfg.POP3.Listen, "pop3.listen", "stls", logger)
+	mode := "stls"
+	if cfg.TLS.Cert == "" {
+		mode = "none" // no certificate: STLS is not offered
+	}
+	plain, err = s.orListen(s.pop3, cfg.POP3.Listen, "pop3.listen", mode, logger)
 	if err != nil {
 		return nil, nil, err
 	}
