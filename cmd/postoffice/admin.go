@@ -185,14 +185,16 @@ func (a *admin) readiness(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, readinessTimeout)
 	result := make(chan []string, 1)
 	go func() {
-		defer func() { <-a.checking }()
-		defer cancel()
 		var problems []string
 		for _, c := range a.checks {
 			if err := c.check(ctx); err != nil {
 				problems = append(problems, c.name+": "+err.Error())
 			}
 		}
+		cancel()
+		// The run is over before its answer is: a probe that follows
+		// the answer at once must not find this run still in progress.
+		<-a.checking
 		result <- problems
 	}()
 	timer := time.NewTimer(readinessTimeout + 100*time.Millisecond)
