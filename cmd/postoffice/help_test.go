@@ -232,3 +232,26 @@ func TestManPageRenders(t *testing.T) {
 		}
 	}
 }
+
+// TestManPageSeeAlso checks that every document the page points to exists.
+func TestManPageSeeAlso(t *testing.T) {
+	t.Parallel()
+	page, err := manPage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, seeAlso, ok := strings.Cut(string(page), "\n.SH SEE ALSO\n")
+	if !ok {
+		t.Fatal("no SEE ALSO section")
+	}
+	docs := regexp.MustCompile(`[a-z0-9\\-]+\.md`).FindAllString(seeAlso, -1)
+	if len(docs) < 5 {
+		t.Fatalf("SEE ALSO names %d documents: %q", len(docs), seeAlso)
+	}
+	for _, doc := range docs {
+		name := strings.ReplaceAll(doc, `\-`, "-")
+		if _, err := os.Stat("../../docs/" + name); err != nil {
+			t.Errorf("SEE ALSO names %s: %v", name, err)
+		}
+	}
+}

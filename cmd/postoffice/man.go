@@ -157,9 +157,9 @@ The passwd-file, unless users.passwd_file names another.
 .SH SEE ALSO
 `)
 	roffText(&b, `The documentation in the docs directory of the source: install.md,
-configuration.md, config-reference.md, tls.md, security.md,
-troubleshooting.md, delivery.md, cluster.md, metrics.md, migration.md,
-replacing-dovecot.md and fetch.md.`)
+operations.md, configuration.md, config-reference.md, tls.md,
+security.md, troubleshooting.md, delivery.md, cluster.md, metrics.md,
+migration.md, replacing-dovecot.md and fetch.md.`)
 	return b.Bytes(), nil
 }
 
