@@ -3,8 +3,8 @@
 #
 #   ./scripts/fuzz.sh [-time D] [-parallel N] [REGEXP]
 #
-# -time is the fuzzing time per target (go test -fuzztime; default 4s, what
-# scripts/test.sh gives each target in CI), -parallel the number of fuzzing
+# -time is the fuzzing time per target (go test -fuzztime; default 4s;
+# scripts/test.sh gives each target 2s in CI), -parallel the number of fuzzing
 # workers (default: go test's, one per core). REGEXP, if given, keeps only
 # the targets whose "package/FuzzName" matches it (grep -E).
 #
