@@ -66,3 +66,20 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseFromLine: any line parses without a panic; a date, when found,
+// comes from the line's last weekday-and-month run.
+func FuzzParseFromLine(f *testing.F) {
+	f.Add("From alice@example.org Mon Jan  2 15:04:05 2006\n")
+	f.Add("From x Mon Jan 2 15:04:05 -0700 2006 remote from y\r\n")
+	f.Add("From Mon Jan Mon Jan 2 15:04 2006")
+	f.Fuzz(func(t *testing.T, line string) {
+		fl, ok := ParseFromLine([]byte(line), time.UTC)
+		if ok != strings.HasPrefix(line, "From ") {
+			t.Fatalf("ok %v for %q", ok, line)
+		}
+		if strings.ContainsAny(fl.Sender, "\r\n") {
+			t.Fatalf("sender %q holds a line end", fl.Sender)
+		}
+	})
+}
