@@ -163,11 +163,14 @@ func runImport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if *mboxPath != "" {
 		from = migrate.Mbox(migrate.MboxOptions{Path: *mboxPath, Format: format, UIDLHeader: *uidlHeader, DovecotFormat: mboxFormat, Location: loc})
 	} else {
-		if inPlace = dest == "maildir" && *maildirLocation == cfg.Maildir.Location; inPlace && !*check {
+		sameLocation := *maildirLocation == cfg.Maildir.Location
+		if inPlace = dest == "maildir" && sameLocation; inPlace && !*check {
 			return fail(exitUsage, "-maildir %s is [maildir] location itself: those Maildirs are served in place, nothing to import (-check tells what [maildir] import_uidl keeps of the ids; docs/migration.md)", *maildirLocation)
 		}
 		takeover := legacy.Config{Source: legacy.Source(*legacySource), DovecotFormat: *dovecotFormat}
-		if inPlace && *legacySource == "" {
+		if sameLocation && *legacySource == "" {
+			// The Maildirs postoffice serves: a maildrop no login opened
+			// yet is taken over as serving it would.
 			takeover.Source = legacy.Source(cfg.Maildir.ImportUIDL)
 		}
 		if takeover.DovecotFormat == "" {
