@@ -168,7 +168,8 @@ func soak(t *testing.T, s *site, srv *server, d time.Duration) []string {
 		// delivered − deleted = present (the per-message check above
 		// implies it; this is the sum).
 		present, gone := l.count(u, acked), l.count(u, deleted)+l.count(u, absent)
-		t.Logf("%s: %d messages there; %d deleted by sessions; %d sent but not stored (killed before their acknowledgement)", u, len(view), l.count(u, deleted), l.count(u, absent))
+		t.Logf("%s: %d messages there; %d deletions confirmed; %d gone with a crash (sent but never acknowledged, or deleted by a QUIT whose answer the kill cut off)",
+			u, len(view), l.count(u, deleted), l.count(u, absent))
 		if present != len(view) {
 			report(fmt.Sprintf("%s: %d messages there, but %d delivered and %d deleted or never stored", u, len(view), present+gone, gone))
 		}
