@@ -8,11 +8,11 @@
 // run) on loopback ports, over LMTP and POP3, and then looks at what a
 // client sees over POP3 and what is on disk:
 //
-//   - crash_test.go: SIGKILL during 500 concurrent LMTP deliveries, during
-//     a QUIT that applies 1,000 deletions, during RETR streams, and during
-//     index rewrites; then a restart and every invariant checked, including
-//     that the restarted server removes the crashed deliveries' files from
-//     tmp/.
+//   - crash_test.go, crashpop3_test.go, crashindex_test.go: SIGKILL during
+//     500 concurrent LMTP deliveries, during a QUIT that applies 1,000
+//     deletions, during RETR streams, and during index rewrites; then a
+//     restart and every invariant checked, including that the restarted
+//     server removes the crashed deliveries' files from tmp/.
 //   - diskfull_test.go: the maildrops on a small tmpfs the test mounts:
 //     LMTP answers 452 and "postoffice deliver" exits 75 and both leave
 //     nothing behind, POP3 sessions keep working, QUIT reports a failure
@@ -22,6 +22,13 @@
 //     sessions run.
 //   - soak_test.go: a mixed workload with crashes at random moments and a
 //     running invariant check; its length is the -soak flag.
+//   - abuse_test.go, abuse_fds_test.go, tlsaudit_test.go: slowloris,
+//     connection limits, half-open TLS handshakes, running out of file
+//     descriptors, and a testssl.sh audit of POP3S and STLS.
+//
+// ledger_test.go keeps what every sender and session was told and checks
+// each look at a maildrop against it; harness_test.go builds and runs the
+// binary.
 //
 // The checks themselves are tested: faults_test.go builds a second binary
 // with the build tag chaosfault (cmd/postoffice/chaosfault.go), whose
