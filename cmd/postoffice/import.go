@@ -74,7 +74,7 @@ func runImport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	mboxPath := fs.String("mbox", "", "import each user's mbox `file` ({user} is the user name)")
 	maildirLocation := fs.String("maildir", "", "import each user's Maildir at this `location` ({user}, {home}... as in [maildir] location)")
 	formatName := fs.String("format", "auto", "mbox `variant`: auto, mboxrd, mboxo or mboxcl2")
-	uidlHeader := fs.Bool("uidl-header", false, "keep each mbox message's X-UIDL header as its unique id")
+	uidlHeader := fs.Bool("uidl-header", false, "keep each mbox message's X-UIDL header as its unique id; with -maildir and -import-uidl dovecot, Dovecot's pop3_reuse_xuidl was on")
 	zone := fs.String("timezone", "Local", "time `zone` of mbox \"From \" line dates that name none")
 	legacySource := fs.String("import-uidl", "", "keep the unique ids this `server` showed for the Maildirs: dovecot, courier or filename (default: [maildir] import_uidl when -maildir is [maildir] location)")
 	dovecotFormat := fs.String("dovecot-uidl-format", "", "Dovecot's pop3_uidl_`format`: with -import-uidl dovecot (default: [maildir] dovecot_uidl_format, "+legacy.DefaultDovecotFormat+"); with -mbox, make the ids from the X-UID and X-IMAPbase headers Dovecot keeps in an mbox (%u and %v only)")
@@ -97,8 +97,8 @@ func runImport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fail(exitUsage, "-timezone: %v", err)
 	}
-	if *maildirLocation != "" && (*formatName != "auto" || *uidlHeader) {
-		return fail(exitUsage, "-format and -uidl-header are for -mbox")
+	if *maildirLocation != "" && *formatName != "auto" {
+		return fail(exitUsage, "-format is for -mbox")
 	}
 	if *mboxPath != "" && *legacySource != "" {
 		return fail(exitUsage, "-import-uidl is for -maildir")
@@ -151,7 +151,8 @@ func runImport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		toEnd, toStore = migrate.Postgres(pg), pg
 	} else {
 		md, err := maildir.New(maildir.Config{Location: cfg.Maildir.Location, LockLease: cfg.Maildir.LockLease.Duration, Logger: logger,
-			Legacy: legacy.Config{Source: legacy.Source(cfg.Maildir.ImportUIDL), DovecotFormat: cfg.Maildir.DovecotUIDLFormat}})
+			Legacy: legacy.Config{Source: legacy.Source(cfg.Maildir.ImportUIDL), DovecotFormat: cfg.Maildir.DovecotUIDLFormat,
+				DovecotReuseXUIDL: cfg.Maildir.DovecotReuseXUIDL}})
 		if err != nil {
 			return fail(exitConfig, "maildir: %v", err)
 		}
@@ -175,6 +176,10 @@ func runImport(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		}
 		if takeover.DovecotFormat == "" {
 			takeover.DovecotFormat = cfg.Maildir.DovecotUIDLFormat
+		}
+		takeover.DovecotReuseXUIDL = *uidlHeader || sameLocation && *legacySource == "" && cfg.Maildir.DovecotReuseXUIDL
+		if *uidlHeader && takeover.Source != legacy.Dovecot {
+			return fail(exitUsage, "-uidl-header with -maildir is Dovecot's pop3_reuse_xuidl: give -import-uidl dovecot")
 		}
 		src, err := maildir.New(maildir.Config{Location: *maildirLocation, LockLease: cfg.Maildir.LockLease.Duration, Logger: logger,
 			Legacy: takeover})

@@ -75,7 +75,8 @@ func runMigrate(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	// With the takeover settings of [maildir]: a maildrop no login has
 	// opened yet keeps the ids the previous server showed.
 	md, err := maildir.New(maildir.Config{Location: cfg.Maildir.Location, LockLease: cfg.Maildir.LockLease.Duration, Logger: logger,
-		Legacy: legacy.Config{Source: legacy.Source(cfg.Maildir.ImportUIDL), DovecotFormat: cfg.Maildir.DovecotUIDLFormat}})
+		Legacy: legacy.Config{Source: legacy.Source(cfg.Maildir.ImportUIDL), DovecotFormat: cfg.Maildir.DovecotUIDLFormat,
+			DovecotReuseXUIDL: cfg.Maildir.DovecotReuseXUIDL}})
 	if err != nil {
 		return fail(exitConfig, "maildir: %v", err)
 	}
