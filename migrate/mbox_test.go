@@ -483,3 +483,26 @@ func TestMboxGrewAfterDelivery(t *testing.T) {
 		})
 	}
 }
+
+// An id that a message of the destination holds already under another
+// number refuses the maildrop: PostgreSQL would otherwise count the copy
+// as done and drop it.
+func TestMboxIDTaken(t *testing.T) {
+	t.Parallel()
+	pg := newPostgres(t)
+	acct := store.Account{Name: "alice"}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "alice"), []byte("From x Mon Apr  1 00:00:00 2024\nX-UIDL: one\n\n1\n\n"), 0o600)
+	from := Mbox(MboxOptions{Path: filepath.Join(dir, "{user}"), UIDLHeader: true})
+	if res, err := Run(t.Context(), from, Postgres(pg), []store.Account{acct}, nil); err != nil || res.Copied != 1 {
+		t.Fatalf("first import: %+v, %v", res, err)
+	}
+	// The message "one" now has another number than the file gives it.
+	if _, err := pg.Pool().Exec(t.Context(), "UPDATE messages SET uid = 5"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(t.Context(), from, Postgres(pg), []store.Account{acct}, nil)
+	if err != nil || res.Failed["alice"] == nil || !strings.Contains(res.Failed["alice"].Error(), `unique id "one" is another message's`) || res.Copied != 0 {
+		t.Errorf("import of a taken id: %+v, %v; want alice refused", res, err)
+	}
+}

@@ -226,11 +226,16 @@ func copyMaildrop(ctx context.Context, from, to End, acct store.Account, progres
 	// id too: otherwise the number is another message's (mail delivered
 	// after an earlier import, or an import with other options), and
 	// skipping it would lose this one.
+	// Likewise a message it does not have by number must not find its id
+	// taken: a destination may count that as copied already.
 	if have != nil {
 		for i, m := range src.Messages {
-			if dst.Has(m.Seq) && !have[m.Info.UID] {
+			switch has := dst.Has(m.Seq); {
+			case has && !have[m.Info.UID]:
 				return 0, 0, 0, rep, fmt.Errorf("message %d (%s): its number %d is another message's in the %s maildrop "+
 					"(mail delivered there after an earlier import, or an earlier import with other options): nothing imported", i+1, m.Info.UID, m.Seq, to.Name)
+			case !has && have[m.Info.UID]:
+				return 0, 0, 0, rep, fmt.Errorf("message %d: its unique id %q is another message's in the %s maildrop: nothing imported", i+1, m.Info.UID, to.Name)
 			}
 		}
 	}
