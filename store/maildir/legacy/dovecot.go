@@ -76,6 +76,7 @@ func ParseUIDList(data []byte) *UIDList {
 	l.Records = make([]UIDRecord, 0, lines)
 	byBase := make(map[string]int, lines)
 	var lastUID uint64
+	dropped := false
 	for lineNo := 2; rest != ""; lineNo++ {
 		line, more, terminated := strings.Cut(rest, "\n")
 		rest = more
@@ -95,14 +96,18 @@ func ParseUIDList(data []byte) *UIDList {
 		lastUID = rec.UID
 		if i, dup := byBase[rec.Base]; dup {
 			// Dovecot gives the file its later uid (the file was
-			// expunged and came back).
+			// expunged and came back); the record moves to its uid's
+			// place, so that the records stay in uid order.
 			l.problem(lineNo, "file %q is listed again (was uid %d on line %d); the later uid %d counts",
 				rec.Base, l.Records[i].UID, l.Records[i].Line, rec.UID)
-			l.Records[i] = rec
-			continue
+			l.Records[i].Base = "" // dropped below
+			dropped = true
 		}
 		byBase[rec.Base] = len(l.Records)
 		l.Records = append(l.Records, rec)
+	}
+	if dropped {
+		l.Records = slices.DeleteFunc(l.Records, func(r UIDRecord) bool { return r.Base == "" })
 	}
 	if l.NextUID <= lastUID {
 		l.NextUID = lastUID + 1
