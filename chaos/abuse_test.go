@@ -23,8 +23,8 @@ import (
 // and logged (docs/reliability.md has the figures); they are asserted only
 // with bounds wide enough to catch starvation, not to judge speed.
 
-// Bounds generous enough for a loaded machine and the race detector (one
-// login in 50 once took 1.9 s there, the median staying at 4 ms), tight
+// Bounds generous enough for a loaded machine and the race detector (the
+// slowest of 50 logins once took 1.9 s there, the median 4.5 ms), tight
 // enough to catch a server that starves its users (a refused or unanswered
 // login) or grows per connection without limit.
 const (
