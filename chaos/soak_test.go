@@ -18,7 +18,7 @@ import (
 // soakDuration is how long TestSoak runs. The project's test command
 // runs the default; the longer campaign is a local command (see
 // docs/reliability.md): go test ./chaos -run TestSoak -soak=30m -timeout=40m
-var soakDuration = flag.Duration("soak", time.Minute, "how long TestSoak runs")
+var soakDuration = flag.Duration("soak", 2*time.Minute, "how long TestSoak runs")
 
 // TestSoak runs a mixed workload — LMTP deliveries, POP3 sessions that
 // log in, retrieve, delete and quit, and SIGKILLs of the server at random
