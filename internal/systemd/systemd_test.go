@@ -143,11 +143,17 @@ func TestListeners(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	for i, addr := range addrs {
+	// Connect to every socket before reading any answer: the child
+	// accepts them in its map's (random) order.
+	var conns []net.Conn
+	for _, addr := range addrs {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		buf := make([]byte, 16)
 		n, _ := c.Read(buf)
