@@ -3,6 +3,7 @@ package chaos
 import (
 	"bufio"
 	"fmt"
+	"github.com/postoffice-mail/postoffice/internal/ready"
 	"net"
 	"net/netip"
 	"os"
@@ -132,7 +133,7 @@ auth_failure_delay = "0s"
 	}
 	srv.exited = make(chan error, 1)
 	go func() { srv.exited <- srv.cmd.Wait() }()
-	if err := waitGreeting(srv.plain, srv.exited); err != nil {
+	if err := ready.WaitGreeting(srv.plain, srv.exited); err != nil {
 		srv.cmd.Process.Kill()
 		<-srv.exited
 		return nil, fmt.Errorf("postoffice serve did not start: %v\nlog:\n%s", err, srv.logTail(30))

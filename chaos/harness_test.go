@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/postoffice-mail/postoffice/internal/ready"
 	"net"
 	"os"
 	"os/exec"
@@ -234,7 +235,7 @@ func (srv *server) start() error {
 	srv.cmd, srv.exited = cmd, exited
 	srv.starts++
 	srv.mu.Unlock()
-	if err := waitGreeting(srv.pop3, exited); err != nil {
+	if err := ready.WaitGreeting(srv.pop3, exited); err != nil {
 		cmd.Process.Kill()
 		<-exited
 		if strings.Contains(srv.logTail(20), "address already in use") {
@@ -314,37 +315,6 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitGreeting waits until the server at addr greets, the process exits,
-// or 20 seconds pass.
-func waitGreeting(addr string, exited <-chan error) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited: %v", err)
-		default:
-		}
-		nc, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			nc.SetDeadline(time.Now().Add(5 * time.Second))
-			r := bufio.NewReader(nc)
-			line, rerr := r.ReadString('\n')
-			if rerr == nil && strings.HasPrefix(line, "+OK") {
-				fmt.Fprintf(nc, "QUIT\r\n")
-				_, rerr = r.ReadString('\n')
-				nc.Close()
-				return rerr
-			}
-			nc.Close()
-			err = fmt.Errorf("greeting %q: %v", line, rerr)
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // login opens a POP3 session as user.

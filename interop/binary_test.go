@@ -1,11 +1,11 @@
 package interop
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/postoffice-mail/postoffice/internal/ready"
 	"net"
 	"os"
 	"os/exec"
@@ -161,7 +161,7 @@ auth_failure_delay = "0s"
 		caFile: s.certFile,
 		logs:   logs,
 	}
-	if err := waitGreeting(srv.plain, exited); err != nil {
+	if err := ready.WaitGreeting(srv.plain, exited); err != nil {
 		stop()
 		if strings.Contains(logs.String(), "address already in use") {
 			return nil, fmt.Errorf("%w: %s", errPortTaken, logs.String())
@@ -202,36 +202,4 @@ func freePort(t *testing.T) int {
 	l := freeLoopbackListener(t)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// waitGreeting waits until the server at addr sends its greeting, or the
-// process exits, or 20 seconds pass.
-func waitGreeting(addr string, exited <-chan error) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited: %v", err)
-		default:
-		}
-		nc, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			nc.SetDeadline(time.Now().Add(5 * time.Second))
-			r := bufio.NewReader(nc)
-			line, rerr := r.ReadString('\n')
-			if rerr == nil && strings.HasPrefix(line, "+OK") {
-				// A polite end, so the log shows no error.
-				fmt.Fprintf(nc, "QUIT\r\n")
-				_, rerr = r.ReadString('\n')
-				nc.Close()
-				return rerr
-			}
-			nc.Close()
-			err = fmt.Errorf("greeting %q: %v", line, rerr)
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -3,6 +3,7 @@ package interop
 import (
 	"bufio"
 	"fmt"
+	"github.com/postoffice-mail/postoffice/internal/ready"
 	"net"
 	"os"
 	"os/exec"
@@ -128,7 +129,7 @@ penalty_max = "0s"
 		}
 	})
 	if opt.proxyFrom == "[]" {
-		if err := waitGreeting(n.pop3, n.exited); err != nil {
+		if err := ready.WaitGreeting(n.pop3, n.exited); err != nil {
 			t.Fatalf("%s: %v\n%s", name, err, n.logs.String())
 		}
 	} else {

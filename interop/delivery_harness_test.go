@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/postoffice-mail/postoffice/internal/ready"
 	"net"
 	"os"
 	"os/exec"
@@ -89,7 +90,7 @@ auth_failure_delay = "0s"
 		lmtp:   fmt.Sprintf("127.0.0.1:%d", lmtpPort),
 		cmd:    cmd, exited: exited,
 	}
-	if err := waitGreeting(srv.plain, exited); err != nil {
+	if err := ready.WaitGreeting(srv.plain, exited); err != nil {
 		cmd.Process.Kill()
 		<-exited
 		if strings.Contains(logs.String(), "address already in use") {

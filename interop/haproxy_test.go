@@ -2,6 +2,7 @@ package interop
 
 import (
 	"fmt"
+	"github.com/postoffice-mail/postoffice/internal/ready"
 	"net"
 	"os"
 	"os/exec"
@@ -75,7 +76,7 @@ backend lmtp
 			t.Logf("haproxy output:\n%s", logs.String())
 		}
 	})
-	if err := waitGreeting(front, exited); err != nil {
+	if err := ready.WaitGreeting(front, exited); err != nil {
 		t.Fatalf("haproxy: %v\n%s", err, logs.String())
 	}
 
