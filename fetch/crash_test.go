@@ -118,7 +118,7 @@ password = "wonderland"
 		if attempt%4 == 0 {
 			delay = time.After(time.Duration(rng.IntN(30)+1) * time.Millisecond)
 		} else {
-			delay = afterProgress(t, dest, target, before, time.Duration(rng.IntN(40))*time.Millisecond)
+			delay = afterProgress(t, dest, target, before, time.Duration(rng.IntN(20))*time.Millisecond)
 		}
 		select {
 		case err := <-done:

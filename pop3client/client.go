@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/postoffice-mail/postoffice/internal/rawio"
 	"github.com/postoffice-mail/postoffice/pop3"
 )
 
@@ -171,7 +172,7 @@ func (o Options) timeout() time.Duration {
 }
 
 func newClient(raw net.Conn, host string, o Options) *Client {
-	dc := &deadlineConn{Conn: raw, timeout: o.timeout()}
+	dc := &deadlineConn{Conn: rawio.Wrap(raw), timeout: o.timeout()}
 	return &Client{
 		opts:    o,
 		host:    host,

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/postoffice-mail/postoffice/auth"
+	"github.com/postoffice-mail/postoffice/internal/rawio"
 	"github.com/postoffice-mail/postoffice/pop3"
 	"github.com/postoffice-mail/postoffice/store"
 )
@@ -140,7 +141,8 @@ func (s *Server) newConn(nc net.Conn, implicitTLS bool) *conn {
 	if implicitTLS {
 		c.listener = ListenerImplicitTLS
 	}
-	c.netConn = byteCounter{nc, &c.stats, c.obs}
+	// Plain TCP is read and written with raw system calls (see rawio).
+	c.netConn = byteCounter{rawio.Wrap(nc), &c.stats, c.obs}
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.remote = ta.AddrPort().Addr().Unmap()
 	} else if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
