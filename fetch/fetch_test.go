@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +174,61 @@ func TestFetchMDA(t *testing.T) {
 		if strings.HasPrefix(e.Name(), ".spool") {
 			t.Errorf("spool left: %s", e.Name())
 		}
+	}
+}
+
+// Every message reaches the MDA whole and alone, whatever came before
+// it: a large one (spooled on disk) before small ones (spooled in
+// memory, in a file that held a longer message), and an MDA that stops
+// reading early leaves nothing for the next one.
+func TestFetchMDASpools(t *testing.T) {
+	ts := newServer(t)
+	big := "Subject: big\n\n" + strings.Repeat("0123456789 big message line\n", (memSpoolMax+1<<20)/28)
+	msgs := []string{"Subject: one\n\nfirst\n", big, "Subject: two\n\nsecond\n",
+		"Subject: three\n\n" + strings.Repeat("third\n", 5000), "Subject: four\n\nfourth\n"}
+	ts.deliver(msgs...)
+	cfg, a := ts.account(t)
+	out := t.TempDir()
+	// Message 2's MDA reads only its first octets, then exits 0.
+	a.Maildir, a.MDA = "", []string{"/bin/sh", "-c",
+		`if [ "$POSTOFFICE_FETCH_UID" = 4 ]; then head -c 10 > "` + out + `/$POSTOFFICE_FETCH_UID"; else cat > "` + out + `/$POSTOFFICE_FETCH_UID"; fi`}
+	wantOK(t, fetchOnce(t, cfg, a), len(msgs))
+	for i, m := range msgs {
+		uid := strconv.Itoa(i + 1)
+		want := m
+		if uid == "4" {
+			want = m[:10]
+		}
+		b, err := os.ReadFile(filepath.Join(out, uid))
+		if err != nil || string(b) != want {
+			t.Errorf("message %s: MDA got %d octets (%v), want %d", uid, len(b), err, len(want))
+		}
+	}
+	entries, _ := os.ReadDir(cfg.StateDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".spool") || strings.HasPrefix(e.Name(), ".mda-output") {
+			t.Errorf("spool left: %s", e.Name())
+		}
+	}
+}
+
+// An MDA's output is kept for the error, its end when it is long, and
+// the next MDA's output does not mix with it.
+func TestFetchMDAOutput(t *testing.T) {
+	ts := newServer(t)
+	ts.deliver(testMessages[:2]...)
+	cfg, a := ts.account(t)
+	a.Maildir, a.MDA = "", []string{"/bin/sh", "-c",
+		`cat >/dev/null; if [ "$POSTOFFICE_FETCH_UID" = 1 ]; then seq 1 1000; exit 0; fi; seq 1 300 >&2; echo "the end" >&2; exit 75`}
+	r := fetchOnce(t, cfg, a)
+	if r.Err == nil || r.Code != ExitTempFail {
+		t.Fatalf("result %+v", r)
+	}
+	msg := r.Err.Error()
+	_, output, _ := strings.Cut(msg, "(temporary failure): ")
+	if !strings.Contains(msg, "message 2 (uid 2)") || !strings.HasPrefix(output, "...") ||
+		!strings.HasSuffix(output, "300\nthe end") || strings.Contains(output, "1000") {
+		t.Errorf("error %q: want the end of message 2's MDA output only", msg)
 	}
 }
 
