@@ -27,9 +27,6 @@ func Wrap(c net.Conn) net.Conn {
 	return &Conn{Conn: c, rc: rc}
 }
 
-// Unwrap returns the connection Wrap was given.
-func (c *Conn) Unwrap() net.Conn { return c.Conn }
-
 // Read implements io.Reader: one read(2), waiting in the poller (with
 // the read deadline) while there is nothing to read.
 func (c *Conn) Read(p []byte) (int, error) {

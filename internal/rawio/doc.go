@@ -18,6 +18,10 @@
 // exactly as net.Conn does, and a file read that would wait is made again
 // as an ordinary, blocking call by the caller.
 //
+// Wrap applies to *net.TCPConn, whose descriptor is non-blocking; TLS
+// runs on top of the wrapped connection, and anything else (a
+// PROXY-protocol wrapper) is used as it is.
+//
 // Under the race detector the ordinary calls are made instead: they tell
 // the detector that data passed through the kernel (a happens-before
 // edge), which raw calls cannot.
