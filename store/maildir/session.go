@@ -104,14 +104,24 @@ func (md *maildrop) usable(index int) error {
 	return nil
 }
 
-// openFile opens a message's file, looking for it again once if it is not
+// relocateAttempts bounds the rescans for one message that keeps moving.
+const relocateAttempts = 3
+
+// openFile opens a message's file, looking for it again if it is not
 // where it was.
 func (md *maildrop) openFile(i int) (io.ReadCloser, error) {
 	if md.isGone(i) {
 		return nil, store.ErrNoSuchMessage
 	}
 	f, err := md.openMessage(md.files[i])
-	if errors.Is(err, fs.ErrNotExist) {
+	// Not where it was: moved (new/ to cur/, flags changed) or deleted.
+	// A file that another program renames again between the rescan and
+	// the open is looked for again, a few times; only a rescan that does
+	// not find it says it is gone.
+	for attempt := 0; errors.Is(err, fs.ErrNotExist); attempt++ {
+		if attempt == relocateAttempts {
+			return nil, fmt.Errorf("message keeps being renamed by another program: %w", err)
+		}
 		if err := md.relocate(); err != nil {
 			return nil, err
 		}
@@ -119,10 +129,6 @@ func (md *maildrop) openFile(i int) (io.ReadCloser, error) {
 			return nil, store.ErrNoSuchMessage
 		}
 		f, err = md.openMessage(md.files[i])
-		if errors.Is(err, fs.ErrNotExist) {
-			md.markGone(i)
-			return nil, store.ErrNoSuchMessage
-		}
 	}
 	if errors.Is(err, errNotMessage) {
 		// Replaced since the scan by something that is no message.
@@ -163,6 +169,25 @@ func (md *maildrop) relocate() error {
 	files, err := md.store.scan(md.root, md.dir)
 	if err != nil {
 		return err
+	}
+	// readdir(3) may skip a file that is renamed while the directory is
+	// read (POSIX allows it, and ext4's hashed directories do it when the
+	// new name sorts before the position reached). So a message missing
+	// from the listing is looked for in a second one before it is taken
+	// for deleted.
+	for i, f := range md.files {
+		if _, ok := files[f.base]; !ok && !md.isGone(i) {
+			again, err := md.store.scan(md.root, md.dir)
+			if err != nil {
+				return err
+			}
+			for base, f := range again {
+				if _, ok := files[base]; !ok {
+					files[base] = f
+				}
+			}
+			break
+		}
 	}
 	// Something moved: the cached snapshot is out of date anyway, and
 	// the directories are opened afresh (should one have been replaced).
