@@ -227,4 +227,38 @@ func (s *Store) cleanTmp(root *os.Root, dir string) {
 			s.logger.Info("removed abandoned delivery from tmp/", "maildir", dir, "file", e.Name())
 		}
 	}
+	s.cleanLeftovers(root, dir)
+}
+
+// leftoverAge is the age past which a temporary index or lock file in the
+// maildir root is a crash's leftover: writing and renaming one takes well
+// under a second, and its writer holds the index lock or the lock guard
+// only that long.
+const leftoverAge = 10 * time.Minute
+
+// cleanLeftovers removes the temporary files of index rewrites and lock
+// takeovers that a crash (or a failed removal) left in the maildir root;
+// nothing else ever would.
+func (s *Store) cleanLeftovers(root *os.Root, dir string) {
+	d, err := root.Open(".")
+	if err != nil {
+		return
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		if !strings.HasPrefix(name, indexFile+".tmp-") && !strings.HasPrefix(name, lockFile+".tmp-") {
+			continue
+		}
+		info, err := root.Lstat(name)
+		if err != nil || !info.Mode().IsRegular() || time.Since(info.ModTime()) < leftoverAge {
+			continue
+		}
+		if err := root.Remove(name); err == nil {
+			s.logger.Info("removed a temporary file left by a crash", "maildir", dir, "file", name)
+		}
+	}
 }

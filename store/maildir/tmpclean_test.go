@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,5 +70,40 @@ func TestTmpWriter(t *testing.T) {
 		if pid != tc.pid || host != tc.host || ok != tc.ok {
 			t.Errorf("tmpWriter(%q) = %d, %q, %t; want %d, %q, %t", tc.name, pid, host, ok, tc.pid, tc.host, tc.ok)
 		}
+	}
+}
+
+// The temporary files of index rewrites and lock takeovers that a crash
+// left in the maildir root are removed once they are clearly abandoned;
+// one being written now is left alone, and so is everything else.
+func TestCleanLeftovers(t *testing.T) {
+	s, base := newTestStore(t, Config{})
+	dir := filepath.Join(base, "alice", "Maildir")
+	old := time.Now().Add(-leftoverAge - time.Minute)
+	put(t, dir, "new/1600000001.a.host", "Subject: x\n\nbody\n", time.Time{})
+	for _, f := range []struct {
+		name string
+		mod  time.Time
+	}{
+		{indexFile + ".tmp-0123abcd", old},
+		{lockFile + ".tmp-4567ef01", old},
+		{indexFile + ".tmp-89abcdef", time.Now()}, // being written
+		{"notes.txt", old},                        // not ours
+	} {
+		put(t, dir, f.name, "x", f.mod)
+	}
+	md := open(t, s, alice)
+	md.Close()
+	var left []string
+	for _, name := range listDir(t, dir) {
+		if strings.Contains(name, ".tmp-") || name == "notes.txt" {
+			left = append(left, name)
+		}
+	}
+	want := []string{"notes.txt", indexFile + ".tmp-89abcdef"}
+	slices.Sort(left)
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Errorf("maildir root holds %q, want %q", left, want)
 	}
 }
