@@ -195,9 +195,10 @@ func (s *Store) fault(step string) error {
 	return s.faultHook(step)
 }
 
-// uniqueID is the unique id of uid in a maildrop of the given validity,
-// the same as store/maildir's and Dovecot's default (%08Xu%08Xv), and as
-// the schema's postoffice_uidl function.
+// uniqueID is the unique id of uid in a maildrop of the given validity:
+// the same as store/maildir's, in the layout of Dovecot's default
+// pop3_uidl_format (%08Xu%08Xv) but in upper-case hex where Dovecot
+// writes lower case, and as the schema's postoffice_uidl function.
 func uniqueID(uid, validity int64) string {
 	return hex8(uid) + hex8(validity)
 }
