@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/auth"
 	"github.com/postoffice-mail/postoffice/delivery"
+	"github.com/postoffice-mail/postoffice/internal/syncbuf"
 	"github.com/postoffice-mail/postoffice/store"
 	"github.com/postoffice-mail/postoffice/store/maildir"
 )
@@ -212,20 +212,5 @@ func (c *client) lhlo() []string {
 	return c.cmd("LHLO client.example.net").want("250 ")
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written from other goroutines.
+type syncBuffer = syncbuf.Buffer

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,27 +18,13 @@ import (
 	"github.com/postoffice-mail/postoffice/auth/passwdfile"
 	"github.com/postoffice-mail/postoffice/config"
 	"github.com/postoffice-mail/postoffice/internal/certs"
+	"github.com/postoffice-mail/postoffice/internal/syncbuf"
 	"github.com/postoffice-mail/postoffice/store"
 	"github.com/postoffice-mail/postoffice/store/maildir"
 )
 
-// syncBuffer is a log destination safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written from other goroutines.
+type syncBuffer = syncbuf.Buffer
 
 // waitLog waits until the log holds want n times.
 func waitLog(t *testing.T, logs *syncBuffer, want string, n int) {

@@ -1,39 +1,23 @@
 package maildir
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/postoffice-mail/postoffice/internal/syncbuf"
 	"github.com/postoffice-mail/postoffice/store"
 	"github.com/postoffice-mail/postoffice/store/maildir/legacy"
 )
 
 // syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // dovecotMaildir writes a maildrop as Dovecot leaves it: four messages,
 // one in new/, and a dovecot-uidlist that knows three of them (the fourth
