@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"os"
 	"slices"
 	"strconv"
@@ -84,6 +85,21 @@ type entry struct {
 // newIndex returns the index of a maildrop that had none.
 func newIndex(uidValidity uint64) *index {
 	return &index{uidValidity: uidValidity, nextUID: 1, entries: make(map[string]*entry)}
+}
+
+// bases yields the base names of the indexed messages; none for a nil
+// index (a maildrop without one yet).
+func (ix *index) bases() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if ix == nil {
+			return
+		}
+		for base := range ix.entries {
+			if !yield(base) {
+				return
+			}
+		}
+	}
 }
 
 // uniqueID is the generated POP3 unique id of uid: the layout of

@@ -135,7 +135,8 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string, taken time.
 	if ix, err = loadIndex(root); err != nil {
 		return nil, err
 	}
-	files, err := s.scan(root, dir)
+	// What this listing misses, reconcile drops from the index.
+	files, err := s.scanConfirmed(root, dir, ix.bases())
 	if err != nil {
 		return nil, err
 	}
@@ -177,9 +178,10 @@ func upToDate(ix *index, files map[string]msgFile) bool {
 }
 
 // reconcile brings ix up to date with files, the result of a scan made
-// under the index lock: records of files that are gone are dropped (their
-// uids stay used), and files the index does not know get the next uids,
-// in order of arrival. Files that turn out not to be messages are removed
+// under the index lock (scanConfirmed, so that a file missing from it is
+// gone): records of files that are gone are dropped (their uids stay
+// used), and files the index does not know get the next uids, in order
+// of arrival. Files that turn out not to be messages are removed
 // from files. It reports whether ix changed.
 //
 // adopted, for a new index only, holds the ids taken over from another
@@ -187,19 +189,6 @@ func upToDate(ix *index, files map[string]msgFile) bool {
 // order, and keep their ids.
 func (s *Store) reconcile(ctx context.Context, root *os.Root, dir string, ix *index, files map[string]msgFile, adopted map[string]takenOver) (bool, error) {
 	changed := false
-	if missing(ix, files) {
-		// A file renamed by another program while we listed its
-		// directory may be missing from the listing (POSIX leaves that
-		// open). Dropping its record would give it a new id at the next
-		// login and a duplicate download, so look once more first.
-		again, err := s.scan(root, dir)
-		if err != nil {
-			return false, err
-		}
-		for base, f := range again {
-			files[base] = f
-		}
-	}
 	for base := range ix.entries {
 		if _, ok := files[base]; !ok {
 			delete(ix.entries, base) // deleted by another program; its uid stays used
@@ -275,16 +264,6 @@ func (s *Store) reconcile(ctx context.Context, root *os.Root, dir string, ix *in
 		}
 	}
 	return changed, nil
-}
-
-// missing reports whether some indexed message has no file.
-func missing(ix *index, files map[string]msgFile) bool {
-	for base := range ix.entries {
-		if _, ok := files[base]; !ok {
-			return true
-		}
-	}
-	return false
 }
 
 // snapshot builds the session's message list, in uid order, which is

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
+	"maps"
 	"os"
 	"runtime"
 	"strings"
@@ -42,6 +44,32 @@ func (s *Store) scan(root *os.Root, dir string) (map[string]msgFile, error) {
 	for _, cur := range []bool{false, true} {
 		if err := s.scanDir(root, dir, cur, files); err != nil {
 			return nil, err
+		}
+	}
+	return files, nil
+}
+
+// scanConfirmed is scan for a caller that takes a message missing from
+// the listing for deleted: when one of the bases expected is missing, it
+// lists once more and takes the second listing's names. readdir(3) may
+// skip a file that another program renames while the directory is read
+// (POSIX leaves that open, and ext4's hashed directories do it when the
+// new name sorts before the position reached); taking it for deleted
+// would drop its index record, and with it its unique id, or answer a
+// RETR with "removed by another program".
+func (s *Store) scanConfirmed(root *os.Root, dir string, expected iter.Seq[string]) (map[string]msgFile, error) {
+	files, err := s.scan(root, dir)
+	if err != nil {
+		return nil, err
+	}
+	for base := range expected {
+		if _, ok := files[base]; !ok {
+			again, err := s.scan(root, dir)
+			if err != nil {
+				return nil, err
+			}
+			maps.Copy(files, again)
+			break
 		}
 	}
 	return files, nil

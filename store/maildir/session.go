@@ -166,28 +166,15 @@ func (md *maildrop) openMessage(f msgFile) (*messageFile, error) {
 // the snapshot is. One listing finds every moved file, so a session whose
 // messages an IMAP client moved all at once rescans once, not per message.
 func (md *maildrop) relocate() error {
-	files, err := md.store.scan(md.root, md.dir)
+	files, err := md.store.scanConfirmed(md.root, md.dir, func(yield func(string) bool) {
+		for i, f := range md.files {
+			if !md.isGone(i) && !yield(f.base) {
+				return
+			}
+		}
+	})
 	if err != nil {
 		return err
-	}
-	// readdir(3) may skip a file that is renamed while the directory is
-	// read (POSIX allows it, and ext4's hashed directories do it when the
-	// new name sorts before the position reached). So a message missing
-	// from the listing is looked for in a second one before it is taken
-	// for deleted.
-	for i, f := range md.files {
-		if _, ok := files[f.base]; !ok && !md.isGone(i) {
-			again, err := md.store.scan(md.root, md.dir)
-			if err != nil {
-				return err
-			}
-			for base, f := range again {
-				if _, ok := files[base]; !ok {
-					files[base] = f
-				}
-			}
-			break
-		}
 	}
 	// Something moved: the cached snapshot is out of date anyway, and
 	// the directories are opened afresh (should one have been replaced).
