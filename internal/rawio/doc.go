@@ -1,6 +1,6 @@
 // Package rawio makes the system calls of the I/O hot paths (socket reads
-// and writes, reads of cached message files) as raw calls, without the
-// runtime's preparations for a call that may block.
+// and writes; opens, reads and closes of cached message files) as raw
+// calls, without the runtime's preparations for a call that may block.
 //
 // Go's runtime treats every system call as one that may block: the
 // thread announces it (entersyscall), and when the call lasts longer than
@@ -9,14 +9,17 @@
 // monitor keeps polling at its fastest rate. A read or write on a
 // non-blocking socket cannot block: it copies what fits and returns
 // EAGAIN otherwise. Neither can preadv2(2) with RWF_NOWAIT, which reads
-// only what is in the page cache. But a 64 KiB copy does last longer than
+// only what is in the page cache, nor openat2(2) with RESOLVE_CACHED,
+// which resolves a name only from the dentry cache. But a 64 KiB copy does last longer than
 // 20 µs. With RETR of whole maildrops over loopback, those hand-offs and
 // wake-ups cost about a tenth of the server's CPU time and more of the
 // client's (docs/performance.md). As raw calls, the reads and writes
 // keep their thread and processor; a socket's EAGAIN still parks the
 // goroutine in the network poller, with the connection's deadlines,
-// exactly as net.Conn does, and a file read that would wait is made again
-// as an ordinary, blocking call by the caller.
+// exactly as net.Conn does, and a file open or read that would wait is
+// made again as an ordinary, blocking call by the caller. Kernels without
+// these calls or flags, and sandboxes that refuse them, get EAGAIN from
+// the first attempt on, so the callers make the ordinary calls only.
 //
 // Wrap applies to *net.TCPConn, whose descriptor is non-blocking; TLS
 // runs on top of the wrapped connection, and anything else (a

@@ -6,8 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"sync/atomic"
-	"unsafe"
 
 	"github.com/postoffice-mail/postoffice/internal/rawio"
 	"golang.org/x/sys/unix"
@@ -26,16 +24,10 @@ import (
 // file is not a message.
 //
 // The common case, a message whose name and data are in the kernel's
-// caches, is served by raw system calls that cannot wait for the disk:
-// openat2(2) with RESOLVE_CACHED and preadv2(2) with RWF_NOWAIT, which
-// fail with EAGAIN instead. Raw calls keep the goroutine's thread and
-// processor: Go's runtime otherwise prepares every call for blocking and
-// hands the processor to another thread when one lasts more than 20 µs,
-// as a 100 KiB copy can (internal/rawio explains the cost, and
-// docs/performance.md has the measurement). When the raw call would have
-// to wait, the ordinary blocking call follows, so a cold disk stalls only
-// its own goroutine. Kernels without these calls (before 5.12), and
-// sandboxes that refuse them, get the ordinary calls only.
+// caches, is served by internal/rawio's raw system calls, which cannot
+// wait for the disk (the package says why that matters): when one would
+// have to wait, the ordinary blocking call follows, so a cold disk stalls
+// only its own goroutine.
 
 // errNotMessage means a directory entry is not a regular file.
 var errNotMessage = errors.New("not a regular file")
@@ -46,7 +38,7 @@ const openFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONB
 // its descriptor and status.
 func openAt(dirfd int, name string) (int, unix.Stat_t, error) {
 	var st unix.Stat_t
-	fd, err := openCached(dirfd, name)
+	fd, err := rawio.OpenCached(dirfd, name, openFlags)
 	if err == unix.EAGAIN {
 		fd, err = ignoringEINTR(func() (int, error) { return unix.Openat(dirfd, name, openFlags, 0) })
 	}
@@ -56,12 +48,12 @@ func openAt(dirfd int, name string) (int, unix.Stat_t, error) {
 		}
 		return -1, st, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
-	if err := fstat(fd, &st); err != nil {
-		closeRaw(fd)
+	if err := rawio.Fstat(fd, &st); err != nil {
+		rawio.Close(fd)
 		return -1, st, &fs.PathError{Op: "stat", Path: name, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		closeRaw(fd)
+		rawio.Close(fd)
 		return -1, st, errNotMessage
 	}
 	return fd, st, nil
@@ -117,73 +109,9 @@ func (m *messageFile) Close() error {
 	if m.fd < 0 {
 		return os.ErrClosed
 	}
-	err := closeRaw(m.fd)
+	err := rawio.Close(m.fd)
 	m.fd = -1
 	return err
-}
-
-// cachedOpens is cleared for good when the kernel shows that it does not
-// offer openat2(2) with RESOLVE_CACHED (before Linux 5.12, or a seccomp
-// filter that refuses the call).
-var cachedOpens atomic.Bool
-
-func init() { cachedOpens.Store(true) }
-
-// resolveCached is RESOLVE_CACHED (Linux 5.12), missing from x/sys/unix.
-const resolveCached = 0x20
-
-var cachedHow = unix.OpenHow{Flags: openFlags, Resolve: resolveCached | unix.RESOLVE_BENEATH}
-
-// openCached opens name in dirfd if that needs nothing but the kernel's
-// caches. EAGAIN means the blocking openat(2) must be made; ENOENT and
-// ELOOP are the final answers they are from openat(2).
-func openCached(dirfd int, name string) (int, error) {
-	if !cachedOpens.Load() {
-		return -1, unix.EAGAIN
-	}
-	p, err := unix.BytePtrFromString(name)
-	if err != nil {
-		return -1, err
-	}
-	for {
-		fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT2, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
-			uintptr(unsafe.Pointer(&cachedHow)), unsafe.Sizeof(cachedHow), 0, 0)
-		switch {
-		case e == 0:
-			return int(fd), nil
-		case e == unix.EINTR:
-			continue
-		case e == unix.ENOENT || e == unix.ELOOP:
-			return -1, e
-		case e == unix.ENOSYS || e == unix.EINVAL || e == unix.EPERM:
-			cachedOpens.Store(false)
-		}
-		return -1, unix.EAGAIN // whatever else: openat(2) gives its answer
-	}
-}
-
-// fstat is fstat(2) as a raw call: it reads the inode that the open has
-// just brought into memory.
-func fstat(fd int, st *unix.Stat_t) error {
-	for {
-		_, _, e := unix.RawSyscall(unix.SYS_FSTAT, uintptr(fd), uintptr(unsafe.Pointer(st)), 0)
-		switch e {
-		case 0:
-			return nil
-		case unix.EINTR:
-			continue
-		}
-		return e
-	}
-}
-
-// closeRaw is close(2) as a raw call: closing a file that was only read
-// does no I/O.
-func closeRaw(fd int) error {
-	if _, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); e != 0 {
-		return e
-	}
-	return nil
 }
 
 // dirFile is an open new/ or cur/ directory of a maildir, whose
