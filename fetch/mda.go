@@ -21,8 +21,9 @@ import (
 // it exits 0 (the sendmail convention; 75, EX_TEMPFAIL, means try later).
 //
 // The message is first downloaded completely into a spool (in memory, or
-// a file for a large message) and only then given to the MDA: a connection that fails mid-message must not
-// hand the MDA a truncated message that it would deliver. The MDA runs in
+// a file for a large message) and only then given to the MDA: a
+// connection that fails mid-message must not hand the MDA a truncated
+// message that it would deliver. The MDA runs in
 // its own process group, so a Ctrl-C meant for fetch does not interrupt a
 // delivery half-way; fetch waits for it.
 //
@@ -163,44 +164,28 @@ func waitExit(pid int) {
 	})
 }
 
-// spool returns the file for a message of about size octets: the memory
-// file, or for a large message (or where memory files are not offered)
-// the disk file. Both are anonymous: nothing is left behind by a crash.
+// spool returns the file for a message of about size octets: one in
+// memory, or for a large message the one on disk.
 func (d *mdaDest) spool(size int64) (*os.File, error) {
+	var err error
 	if size <= memSpoolMax {
 		if d.memSpool == nil {
-			if fd, err := unix.MemfdCreate("postoffice-fetch-spool", unix.MFD_CLOEXEC); err == nil {
-				d.memSpool = os.NewFile(uintptr(fd), "spool")
-			}
+			d.memSpool, err = anonymousFile("spool", d.spoolDir, true)
 		}
-		if d.memSpool != nil {
-			return d.memSpool, nil
-		}
+		return d.memSpool, err
 	}
 	if d.diskFile == nil {
-		f, err := os.CreateTemp(d.spoolDir, ".spool-*")
-		if err != nil {
-			return nil, err
-		}
-		os.Remove(f.Name())
-		d.diskFile = f
+		d.diskFile, err = anonymousFile("spool", d.spoolDir, false)
 	}
-	return d.diskFile, nil
+	return d.diskFile, err
 }
 
 // resetOutput empties the file that catches the MDA's output.
 func (d *mdaDest) resetOutput() error {
 	if d.out == nil {
-		fd, err := unix.MemfdCreate("postoffice-fetch-mda-output", unix.MFD_CLOEXEC)
-		if err != nil {
-			f, err := os.CreateTemp(d.spoolDir, ".mda-output-*")
-			if err != nil {
-				return fmt.Errorf("output file: %w", err)
-			}
-			os.Remove(f.Name())
-			d.out = f
-		} else {
-			d.out = os.NewFile(uintptr(fd), "mda-output")
+		var err error
+		if d.out, err = anonymousFile("mda-output", d.spoolDir, true); err != nil {
+			return fmt.Errorf("output file: %w", err)
 		}
 	}
 	// The MDA appends at the shared offset: back to the start, emptied.
@@ -208,6 +193,23 @@ func (d *mdaDest) resetOutput() error {
 		return fmt.Errorf("output file: %w", err)
 	}
 	return d.out.Truncate(0)
+}
+
+// anonymousFile returns a file without a name, so that nothing is left
+// behind by a crash: in memory (memfd_create(2)) if inMemory and the
+// kernel offers it, otherwise created in dir and unlinked at once.
+func anonymousFile(name, dir string, inMemory bool) (*os.File, error) {
+	if inMemory {
+		if fd, err := unix.MemfdCreate("postoffice-fetch-"+name, unix.MFD_CLOEXEC); err == nil {
+			return os.NewFile(uintptr(fd), name), nil
+		}
+	}
+	f, err := os.CreateTemp(dir, "."+name+"-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	return f, nil
 }
 
 // outputTail returns the last n octets the MDA wrote.
