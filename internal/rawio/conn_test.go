@@ -150,3 +150,4 @@ func TestWrapOther(t *testing.T) {
 		t.Fatal("Wrap changed a net.Pipe")
 	}
 }
+
