@@ -150,4 +150,3 @@ func TestWrapOther(t *testing.T) {
 		t.Fatal("Wrap changed a net.Pipe")
 	}
 }
-
