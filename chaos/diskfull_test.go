@@ -12,13 +12,16 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/postoffice-mail/postoffice/auth/passwdfile"
 	"github.com/postoffice-mail/postoffice/pop3"
 )
 
 // TestDiskFull puts the maildrops on a 512 KiB tmpfs and fills it: once it
 // is full, LMTP answers 452 4.3.1 and "postoffice deliver" exits 75 (the
 // MTA keeps the mail and retries), and neither leaves anything behind;
-// POP3 sessions go on logging in, listing and retrieving; a QUIT whose
+// POP3 sessions go on logging in, listing and retrieving (a user who has
+// had a session before logs in even when not one octet is free, and gets
+// the messages that have their unique ids); a QUIT whose
 // index update cannot be written says so (-ERR), and one that deletes
 // answers +OK only once the deletions are done; and once space is freed,
 // deliveries work again and every acknowledged message is there exactly
@@ -30,6 +33,10 @@ import (
 func TestDiskFull(t *testing.T) {
 	t.Parallel()
 	s := newSite(t)
+	// dave never logs in before the disk is full.
+	if err := passwdfile.Add(s.passwd, "dave", password, "PLAIN", s.dir); err != nil {
+		t.Fatal(err)
+	}
 	mountTmpfs(t, s.mailRoot, "512k")
 	srv := startServer(t, s, serverOptions{})
 	for _, p := range diskFull(t, s, srv) {
@@ -69,6 +76,26 @@ func diskFull(t *testing.T, s *site, srv *server) []string {
 	}
 	defer c.Close()
 
+	// carol has had a session (her lock file and index exist), with a
+	// message indexed at delivery; another program has put a second one
+	// in her new/ since, which the index does not know yet.
+	if replies, ok := c.deliver(l, "carol-indexed", []string{"carol"}, testMessage("carol-indexed")); !ok || len(replies) != 1 || !strings.HasPrefix(replies[0], "250 ") {
+		t.Fatalf("LMTP to carol: %q", replies)
+	}
+	carolBefore, err := observe(t.Context(), srv, "carol")
+	if err != nil || len(carolBefore) != 1 {
+		t.Fatalf("carol's first session: %+v, %v", carolBefore, err)
+	}
+	foreign := filepath.Join(s.maildir("carol"), "new", "1700000000.M1P1.elsewhere")
+	if err := os.WriteFile(foreign, []byte(strings.ReplaceAll(testMessage("carol-foreign"), "\r\n", "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.acked("carol", "carol-foreign")
+	// alice has had a session too, on an empty maildrop.
+	if view, err := observe(t.Context(), srv, "alice"); err != nil || len(view) != 0 {
+		t.Fatalf("alice's first session: %+v, %v", view, err)
+	}
+
 	// Fill the disk by delivering, then take what is left with a file
 	// of the test's own, so that nothing at all can be written.
 	full := 0
@@ -90,8 +117,7 @@ func diskFull(t *testing.T, s *site, srv *server) []string {
 	if full == 0 {
 		report("the disk never filled: no 452 after %d acknowledged deliveries", l.count("alice", acked))
 	}
-	// A session opened now (its lock file still fits) lists and
-	// retrieves everything.
+	// A session opened now lists and retrieves everything.
 	pc, err := srv.login(t.Context(), "alice")
 	if err != nil {
 		report("log in after 452: %v", err)
@@ -126,14 +152,29 @@ func diskFull(t *testing.T, s *site, srv *server) []string {
 	}
 	problems = append(problems, diskProblems(s, "alice", l.count("alice", acked))...)
 
-	// A new session needs room for its lock file: on a disk without a
-	// free octet it is refused with a temporary error, not a crash.
-	if other, err := srv.login(t.Context(), "carol"); err == nil {
-		other.Quit(t.Context())
-	} else if perr := (*pop3.Error)(nil); !errors.As(err, &perr) || perr.Code != pop3.CodeSysTemp {
-		report("login on a full disk: %v, want success or -ERR [SYS/TEMP]", err)
+	// carol logs in on a disk without a free octet: her lock is taken in
+	// place, and her index needs no room for what it holds. She gets
+	// the message with its unique id; the other one waits for a session
+	// after space is freed, as the index cannot take it now.
+	if other, err := srv.login(t.Context(), "carol"); err != nil {
+		report("login of a user with an index on a full disk: %v, want success", err)
 	} else {
-		t.Logf("login on a disk without a free octet: %v", err)
+		list, err := other.Messages(t.Context())
+		if err != nil || len(list) != 1 || list[0].UID != carolBefore[0].uid {
+			report("carol's LIST on a full disk: %+v, %v; want only %q", list, err, carolBefore[0].uid)
+		}
+		if err := other.Quit(t.Context()); err != nil {
+			report("QUIT without changes on a full disk: %v", err)
+		}
+	}
+	// dave's first session needs room for his lock file and index: on a
+	// disk without a free octet he is refused with a temporary error,
+	// not a crash.
+	if other, err := srv.login(t.Context(), "dave"); err == nil {
+		other.Quit(t.Context())
+		report("dave's first login on a full disk succeeded: the test did not fill the disk")
+	} else if perr := (*pop3.Error)(nil); !errors.As(err, &perr) || perr.Code != pop3.CodeSysTemp {
+		report("first login on a full disk: %v, want -ERR [SYS/TEMP]", err)
 	}
 
 	// The open session goes on; its QUIT must record the first
@@ -201,6 +242,17 @@ func diskFull(t *testing.T, s *site, srv *server) []string {
 	}
 	problems = append(problems, l.check("alice", view)...)
 	problems = append(problems, diskProblems(s, "alice", len(view))...)
+	// carol's waiting message is there now, under a new id; the other
+	// kept its own.
+	view, err = observe(t.Context(), srv, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems = append(problems, l.check("carol", view)...)
+	problems = append(problems, diskProblems(s, "carol", len(view))...)
+	if len(view) != 2 || view[0].uid != carolBefore[0].uid {
+		report("carol after space was freed: %+v, want 2 messages, the first still %q", view, carolBefore[0].uid)
+	}
 	t.Logf("%d messages acknowledged, %d refused with 452 or exit 75; %d there at the end", l.count("alice", acked)+l.count("alice", deleted), l.count("alice", refused), len(view))
 	return problems
 }

@@ -244,8 +244,10 @@ type Maildir struct {
 	// starts with `/` or `{home}`. A passwd-file entry's `userdb_mail`
 	// overrides it for that user.
 	Location string `toml:"location"`
-	// LockLease is how long a maildrop lock stays valid without renewal,
-	// so that the locks of a crashed server expire. At least `"10s"`.
+	// LockLease is how long a maildrop lock stays valid without renewal
+	// for the other hosts sharing the Maildirs (over NFS), so that the
+	// locks of a crashed or hung host expire; on one host, a crashed
+	// session's lock is free at once. At least `"10s"`.
 	LockLease Duration `toml:"lock_lease"`
 	// ImportUIDL names the POP3 server that served these Maildirs before,
 	// so that each maildrop keeps the unique ids (and the message order)

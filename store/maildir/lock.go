@@ -1,7 +1,7 @@
 package maildir
 
 import (
-	"context"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -20,88 +20,134 @@ import (
 )
 
 // The session lock (RFC 1939 §4: the server takes an exclusive-access
-// lock on the maildrop for the session; design invariant 6) is a lease: a
-// file in the maildir root that names its holder and whose modification
-// time the holder refreshes every LockLease/3. A lock whose time is older
-// than LockLease belongs to a holder that crashed or hung and may be taken
-// over, on this host or on another one sharing the maildir (NFS). On the
-// holder's own host a lock whose process is gone is taken over at once, so
-// a restarted server does not make its users wait for the lease to run out.
+// lock on the maildrop for the session; design invariant 6) is the file
+// postoffice-pop3.lock in the maildir root, which stays from one session
+// to the next. A session holds an exclusive flock(2) of it from login to
+// the end: the kernel drops an flock when its holder exits, however it
+// exits, so a crash leaves nothing to clean up, and taking the lock
+// changes no directory. (Creating a lock file with O_EXCL for each
+// session and removing it after cost about 30% of a login's CPU time;
+// docs/performance.md.)
 //
-// Deciding "stale, take it over" and doing it must be one step, or two
-// contenders could both take over the same stale lock. That step runs under
-// an flock(2) of a separate guard file, held only for those few
-// milliseconds (never for the session, so a process that dies cannot leave
-// it held). Where flock does not work between hosts, creation with O_EXCL
-// still keeps two hosts from both creating the lock; only the takeover of
-// an already stale lock could then race, and the loser notices at its next
-// renewal (the lock no longer holds its token) and refuses to Commit.
+// An flock does not always reach the other hosts that share a maildir
+// over NFS: not with a mount option such as local_lock=flock, nor without
+// a lock manager. So the holder also writes a record into the file (its
+// host, its process and a random token) and refreshes the file's
+// modification time every LockLease/3. A record of another host younger
+// than LockLease is a live lease whatever the flock said; an older one
+// belongs to a holder that crashed or hung, and is taken over. A record of
+// this host under a free flock was left by a session that ended without
+// releasing it (a crash): every live session here holds the flock. Host
+// names must therefore differ between hosts sharing maildirs.
+//
+// Release overwrites the record in place with one of the same length that
+// says the lock is free: the file keeps its size and its blocks, so taking
+// the lock needs no space even on a full disk.
+//
+// Where the flock does not reach another host, two hosts may both take
+// the lock at one moment (both find it free or stale). Each reads the
+// record again at every renewal and before Commit; the one that no longer
+// finds its token there has lost, and its session changes nothing.
 const (
 	lockFile   = "postoffice-pop3.lock"
-	guardFile  = "postoffice-pop3.lock.guard"
 	lockMagic  = "postoffice-pop3-lock 1"
-	guardWait  = 3 * time.Second // longest wait for another process's takeover step
-	guardRetry = 5 * time.Millisecond
+	lockFree   = "free"
+	recordSize = 512 // a record's length, padded: more than any host name needs
 )
 
 // DefaultLockLease is the lease of a session lock when Config.LockLease is
 // zero.
 const DefaultLockLease = 2 * time.Minute
 
-// held is what this process holds, so that two sessions in the same
-// process can neither race each other nor mistake a lock of this process
-// (same host, same pid) for one left by a dead process.
+// held lists the maildirs this process has a session (or an Open in
+// progress) on, so that a second Open of one is refused before it touches
+// the file.
 var held = struct {
 	sync.Mutex
-	dirs   map[string]bool // maildir paths with a session or an Open in progress
-	tokens map[string]bool // tokens of the lock files this process holds
-}{dirs: map[string]bool{}, tokens: map[string]bool{}}
+	dirs map[string]bool
+}{dirs: map[string]bool{}}
 
-// lockHolder is the content of a lock file.
+// lockHolder is the record of a held lock.
 type lockHolder struct {
 	host  string
 	pid   int
-	pidns string // the pid namespace, so containers sharing a host name do not judge each other's pids
 	token string
 }
 
-func (h lockHolder) marshal() []byte {
-	return fmt.Appendf(nil, "%s\nhost %s\npid %d\npidns %s\ntoken %s\n", lockMagic, h.host, h.pid, h.pidns, h.token)
+// lockState is what a lock file says.
+type lockState int
+
+const (
+	stateFree    lockState = iota // empty (new), or released
+	stateHeld                     // a holder's record
+	stateUnknown                  // not a record: damaged, or being written by a host the flock does not reach
+)
+
+// marshal returns the holder's record, padded to recordSize (or to
+// atLeast, if more) with empty lines.
+func (h lockHolder) marshal(atLeast int) []byte {
+	return padRecord(fmt.Appendf(nil, "%s\nhost %s\npid %d\ntoken %s\n\n", lockMagic, h.host, h.pid, h.token), atLeast)
 }
 
-// parseLockHolder reads a lock file; ok is false if it is not one (for
-// example a lock being written right now by another process).
-func parseLockHolder(data string) (h lockHolder, ok bool) {
-	line, data, _ := strings.Cut(data, "\n")
-	if line != lockMagic {
-		return h, false
+// freeRecord returns the record of a released lock, of length n (or
+// recordSize, if more).
+func freeRecord(n int) []byte {
+	return padRecord([]byte(lockMagic+"\n"+lockFree+"\n\n"), n)
+}
+
+func padRecord(b []byte, atLeast int) []byte {
+	n := max(recordSize, atLeast)
+	for len(b) < n {
+		b = append(b, '\n')
 	}
-	for data != "" {
-		line, data, _ = strings.Cut(data, "\n")
-		key, value, _ := strings.Cut(line, " ")
+	return b
+}
+
+// parseLock reads the content of a lock file. A record ends at its first
+// empty line: what follows is padding (or the tail of a longer record
+// that a shorter one overwrote).
+func parseLock(data []byte) (lockHolder, lockState) {
+	var h lockHolder
+	if len(data) == 0 {
+		return h, stateFree
+	}
+	line, rest, _ := bytes.Cut(data, []byte("\n"))
+	if string(line) != lockMagic {
+		return h, stateUnknown
+	}
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		key, value, _ := strings.Cut(string(line), " ")
 		switch key {
+		case "":
+			rest = nil // the record's end
+		case lockFree:
+			return h, stateFree
 		case "host":
 			h.host = value
 		case "pid":
 			h.pid, _ = strconv.Atoi(value)
-		case "pidns":
-			h.pidns = value
 		case "token":
 			h.token = value
 		}
 	}
-	return h, h.token != ""
+	if h.token == "" {
+		return h, stateUnknown
+	}
+	return h, stateHeld
 }
 
 // lease is a held session lock.
 type lease struct {
 	root   *os.Root
+	file   *os.File // the lock file, flocked while the lease is held
+	size   int      // the length of the record written
 	dir    string
 	token  string
 	logger *slog.Logger
-	// taken is the lock file's modification time when it was written:
-	// the file system's clock at the start of the session, which the
-	// snapshot cache compares directory times with (see snapcache.go).
+	// taken is the lock file's modification time when the record was
+	// written: the file system's clock at the start of the session, which
+	// the snapshot cache compares directory times with (see snapcache.go).
 	taken time.Time
 
 	// Renewal runs on a timer, not in a goroutine of its own: an idle
@@ -118,7 +164,7 @@ type lease struct {
 
 // acquire takes the session lock of the maildrop at dir (opened as root)
 // or returns an error wrapping store.ErrInUse.
-func (s *Store) acquire(ctx context.Context, root *os.Root, dir string) (*lease, error) {
+func (s *Store) acquire(root *os.Root, dir string) (*lease, error) {
 	held.Lock()
 	if held.dirs[dir] {
 		held.Unlock()
@@ -127,7 +173,7 @@ func (s *Store) acquire(ctx context.Context, root *os.Root, dir string) (*lease,
 	held.dirs[dir] = true
 	held.Unlock()
 
-	l, err := s.acquireFile(ctx, root, dir)
+	l, err := s.acquireFile(root, dir)
 	if err != nil {
 		held.Lock()
 		delete(held.dirs, dir)
@@ -139,207 +185,126 @@ func (s *Store) acquire(ctx context.Context, root *os.Root, dir string) (*lease,
 	return l, nil
 }
 
-// acquireFile creates or takes over the lock file.
-//
-// The common case, no lock file, needs no guard: O_EXCL creation is
-// atomic, and every other change to the lock file (a takeover's rename, a
-// release's removal) is made under the guard, so the file cannot vanish
-// and reappear between another session's decision and its action. Only
-// when a lock file exists is the guard taken, to decide under it.
-func (s *Store) acquireFile(ctx context.Context, root *os.Root, dir string) (*lease, error) {
+// acquireFile opens the lock file, takes its flock and writes this
+// session's record, taking over a stale one.
+func (s *Store) acquireFile(root *os.Root, dir string) (*lease, error) {
 	token, err := randomToken()
 	if err != nil {
 		return nil, err
 	}
-	me := lockHolder{host: s.hostname, pid: myPid, pidns: pidNamespace(), token: token}
-	l := &lease{root: root, dir: dir, token: token, logger: s.logger}
-
-	// Register the token first: a concurrent Open in this process that
-	// reads our fresh lock file must see it as live.
-	held.Lock()
-	held.tokens[token] = true
-	held.Unlock()
-	ok := false
-	defer func() {
-		if !ok {
-			held.Lock()
-			delete(held.tokens, token)
-			held.Unlock()
-		}
-	}()
-
-	// The lock need not survive a crash (its holder would not), so it is
-	// not synced: no fsync on the login path.
-	l.taken, err = createLockFile(root, me.marshal())
-	if errors.Is(err, fs.ErrExist) {
-		unguard, gerr := guard(ctx, root)
-		if gerr != nil {
-			return nil, gerr
-		}
-		defer unguard()
-		// The holder may have released it meanwhile.
-		l.taken, err = createLockFile(root, me.marshal())
+	f, err := root.OpenFile(lockFile, os.O_RDWR|os.O_CREATE|quickOpen, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s/%s: %w", dir, lockFile, err)
 	}
-	switch {
-	case errors.Is(err, fs.ErrExist):
-		if err := s.takeOver(root, dir, me); err != nil {
-			return nil, err
-		}
-		// Read back: on a file system where the guard does not work
-		// between hosts, another host may have won a takeover race. (A
-		// lock this session created with O_EXCL is its own: nobody
-		// takes over a fresh lease.)
-		info, err := root.Lstat(lockFile)
-		if got, rerr := readLockHolder(root); err != nil || rerr != nil || got.token != token {
-			return nil, fmt.Errorf("lock %s/%s: lost a takeover race: %w", dir, lockFile, store.ErrInUse)
-		}
-		l.taken = info.ModTime()
-	case err != nil:
-		return nil, fmt.Errorf("create lock %s/%s: %w", dir, lockFile, err)
+	l := &lease{root: root, file: f, dir: dir, token: token, logger: s.logger}
+	if err := s.take(l); err != nil {
+		f.Close() // drops the flock, if taken
+		return nil, err
 	}
-	ok = true
 	return l, nil
 }
 
-// createLockFile creates the lock file with O_EXCL, writes it, and
-// returns its modification time: the file system's clock now.
-func createLockFile(root *os.Root, data []byte) (time.Time, error) {
-	f, err := root.OpenFile(lockFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL|quickOpen, 0o600)
+// take takes the flock of l.file and writes l's record into it.
+func (s *Store) take(l *lease) error {
+	locked, err := tryLock(l.file)
 	if err != nil {
-		return time.Time{}, err
+		return fmt.Errorf("lock %s/%s: %w", l.dir, lockFile, err)
 	}
-	_, err = f.Write(data)
-	var info os.FileInfo
-	if err == nil {
-		info, err = f.Stat()
+	if !locked {
+		return fmt.Errorf("lock %s/%s: %w", l.dir, lockFile, store.ErrInUse)
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	var buf [2 * recordSize]byte
+	n, err := l.file.ReadAt(buf[:], 0)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read lock %s/%s: %w", l.dir, lockFile, err)
 	}
+	if holder, state := parseLock(buf[:n]); state != stateFree {
+		info, err := l.file.Stat()
+		if err != nil {
+			return fmt.Errorf("lock %s/%s: %w", l.dir, lockFile, err)
+		}
+		reason := s.staleReason(holder, state, info.ModTime())
+		if reason == "" {
+			return fmt.Errorf("lock %s/%s: %w", l.dir, lockFile, store.ErrInUse)
+		}
+		s.logger.Warn("took over stale maildrop lock", "maildir", l.dir, "reason", reason,
+			"holder_host", holder.host, "holder_pid", holder.pid)
+		if o := s.obs(); o != nil {
+			o.LockTakenOver()
+		}
+	}
+	// The record need not survive a crash (its holder would not), so it
+	// is not synced: no fsync on the login path.
+	record := lockHolder{host: s.hostname, pid: myPid, token: l.token}.marshal(n)
+	if _, err := l.file.WriteAt(record, 0); err != nil {
+		return fmt.Errorf("write lock %s/%s: %w", l.dir, lockFile, err)
+	}
+	info, err := l.file.Stat()
 	if err != nil {
-		root.Remove(lockFile)
-		return time.Time{}, err
+		return fmt.Errorf("lock %s/%s: %w", l.dir, lockFile, err)
 	}
-	return info.ModTime(), nil
-}
-
-// takeOver replaces an existing lock file if it is stale and returns
-// store.ErrInUse if it is not. The caller holds the guard.
-func (s *Store) takeOver(root *os.Root, dir string, me lockHolder) error {
-	info, err := root.Lstat(lockFile)
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", dir, err)
-	}
-	data, err := root.ReadFile(lockFile)
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", dir, err)
-	}
-	holder, parsed := parseLockHolder(string(data))
-	reason := s.staleReason(holder, parsed, info.ModTime())
-	if reason == "" {
-		return store.ErrInUse
-	}
-	// Rename a complete new lock over the old one, so there is no moment
-	// without a lock file for an O_EXCL creator to slip into.
-	tmp := lockFile + ".tmp-" + me.token
-	if err := writeNewFile(root, tmp, me.marshal(), false); err != nil {
-		return fmt.Errorf("take over lock %s: %w", dir, err)
-	}
-	if err := root.Rename(tmp, lockFile); err != nil {
-		root.Remove(tmp)
-		return fmt.Errorf("take over lock %s: %w", dir, err)
-	}
-	s.logger.Warn("took over stale maildrop lock", "maildir", dir, "reason", reason,
-		"holder_host", holder.host, "holder_pid", holder.pid)
-	if o := s.obs(); o != nil {
-		o.LockTakenOver()
-	}
+	l.size, l.taken = len(record), info.ModTime()
 	return nil
 }
 
-// staleReason says why a lock may be taken over, or returns "" if its
-// holder may still be alive.
-func (s *Store) staleReason(h lockHolder, parsed bool, mtime time.Time) string {
+// staleReason says why a lock whose flock this process holds may be taken
+// over, or returns "" if its holder may still be alive.
+func (s *Store) staleReason(h lockHolder, state lockState, mtime time.Time) string {
+	if state == stateHeld && h.host == s.hostname {
+		return "its holder ended without releasing it"
+	}
 	if age := time.Since(mtime); age > s.lockLease {
 		return fmt.Sprintf("lease expired %v ago", (age - s.lockLease).Round(time.Second))
 	}
-	if !parsed || h.host != s.hostname || h.pidns != pidNamespace() || h.pid <= 0 {
-		// Another host, or a lock being written: only its lease can
-		// tell.
-		return ""
-	}
-	if h.pid == myPid {
-		held.Lock()
-		live := held.tokens[h.token]
-		held.Unlock()
-		if live {
-			return ""
-		}
-		// Our pid, but not our lock: left by an earlier process that had
-		// the same pid (common in containers, where the server is pid 1).
-		return "left by an earlier process with this pid"
-	}
-	if !processAlive(h.pid) {
-		return fmt.Sprintf("holder process %d is gone", h.pid)
-	}
+	// Another host's lease, or a record being written: only its age can
+	// tell.
 	return ""
 }
 
-// readLockHolder reads and parses the current lock file.
-func readLockHolder(root *os.Root) (lockHolder, error) {
+// readLockHolder reads the lock file at its name, which may by now be
+// another file than the one this session opened (if someone removed it).
+func readLockHolder(root *os.Root) (lockHolder, lockState, error) {
 	f, err := root.OpenFile(lockFile, os.O_RDONLY|quickOpen, 0)
 	if err != nil {
-		return lockHolder{}, err
+		return lockHolder{}, stateUnknown, err
 	}
 	defer f.Close()
-	// A lock file is a few lines; one that does not fit is not ours.
-	var buf [4096]byte
-	n, err := io.ReadFull(f, buf[:])
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return lockHolder{}, err
+	var buf [2 * recordSize]byte
+	n, err := f.ReadAt(buf[:], 0)
+	if err != nil && err != io.EOF {
+		return lockHolder{}, stateUnknown, err
 	}
-	h, _ := parseLockHolder(string(buf[:n]))
-	return h, nil
+	h, state := parseLock(buf[:n])
+	return h, state, nil
 }
 
-// quickOpen is added to the flags of the lock and guard files' opens:
-// os.File then leaves the descriptor's blocking mode alone instead of
-// switching it back and forth (four fcntl calls for each open), which
-// for a regular file means nothing anyway.
+// quickOpen is added to the flags of the lock file's opens: os.File then
+// leaves the descriptor's blocking mode alone instead of switching it
+// back and forth (four fcntl calls for each open), which for a regular
+// file means nothing anyway.
 const quickOpen = syscall.O_NONBLOCK
 
 // myPid is this process's id, read once.
 var myPid = os.Getpid()
 
-// guard takes the guard flock, retrying while another process holds it
-// for its (short) takeover step.
-func guard(ctx context.Context, root *os.Root) (unguard func(), err error) {
-	f, err := root.OpenFile(guardFile, os.O_RDWR|os.O_CREATE|quickOpen, 0o600)
+// tryLock takes an exclusive flock(2) of f without waiting; it is released
+// when f is closed.
+func tryLock(f *os.File) (bool, error) {
+	// Through SyscallConn rather than Fd, which would switch the
+	// descriptor to blocking mode first.
+	rc, err := f.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("lock guard: %w", err)
+		return false, err
 	}
-	deadline := time.Now().Add(guardWait)
-	for {
-		locked, err := tryLock(f)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock guard: %w", err)
-		}
-		if locked {
-			// Closing the file releases the flock.
-			return func() { f.Close() }, nil
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("lock guard busy: %w", store.ErrInUse)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(guardRetry):
-		}
+	if cerr := rc.Control(func(fd uintptr) {
+		err = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
+	}); cerr != nil {
+		return false, cerr
 	}
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // renew refreshes the lease, every period until release (it runs on
@@ -368,16 +333,16 @@ func (l *lease) stopRenewal() {
 	l.renewMu.Unlock()
 }
 
-// check returns an error if the lock is no longer ours: someone took it
-// over because this process did not renew it in time (it was stopped, or
-// the file system hung), or removed it.
+// check returns an error if the lock is no longer ours: another host
+// took it over because this process did not renew it in time (it was
+// stopped, or the file system hung), or someone removed the file.
 func (l *lease) check() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lost != nil {
 		return l.lost
 	}
-	h, err := readLockHolder(l.root)
+	h, _, err := readLockHolder(l.root)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && h.token != l.token) {
 		l.lost = fmt.Errorf("maildrop lock %s/%s is no longer held by this session", l.dir, lockFile)
 		l.logger.Error("lost maildrop lock", "maildir", l.dir, "holder_host", h.host, "holder_pid", h.pid)
@@ -390,26 +355,25 @@ func (l *lease) check() error {
 	return nil
 }
 
-// release stops the renewal and removes the lock file if it is still
-// ours; a lock another session took over is left alone.
-func (l *lease) release(ctx context.Context) error {
+// release stops the renewal, marks the record free if it is still ours
+// (a lock another host took over is left alone), and drops the flock.
+func (l *lease) release() error {
 	l.stopRenewal()
 	defer func() {
+		l.file.Close()
 		held.Lock()
-		delete(held.tokens, l.token)
 		delete(held.dirs, l.dir)
 		held.Unlock()
 	}()
-	unguard, err := guard(ctx, l.root)
-	if err != nil {
+	var buf [2 * recordSize]byte
+	n, err := l.file.ReadAt(buf[:], 0)
+	if err != nil && err != io.EOF {
 		return fmt.Errorf("release lock %s: %w", l.dir, err)
 	}
-	defer unguard()
-	h, err := readLockHolder(l.root)
-	if err != nil || h.token != l.token {
-		return nil // not ours any more (lost or removed): nothing to release
+	if h, _ := parseLock(buf[:n]); h.token != l.token {
+		return nil // not ours any more: nothing to release
 	}
-	if err := l.root.Remove(lockFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if _, err := l.file.WriteAt(freeRecord(l.size), 0); err != nil {
 		return fmt.Errorf("release lock %s: %w", l.dir, err)
 	}
 	return nil
@@ -423,13 +387,3 @@ func randomToken() (string, error) {
 	}
 	return hex.EncodeToString(b[:]), nil
 }
-
-// pidNamespace identifies this process's pid namespace on Linux, or is
-// empty elsewhere.
-var pidNamespace = sync.OnceValue(func() string {
-	ns, err := os.Readlink("/proc/self/ns/pid")
-	if err != nil {
-		return ""
-	}
-	return ns
-})

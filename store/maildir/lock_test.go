@@ -31,7 +31,7 @@ func lockFixture(t *testing.T) (s *Store, dir, lockPath string) {
 // writeLock writes a lock file as another holder, with the given age.
 func writeLock(t *testing.T, path string, h lockHolder, age time.Duration) {
 	t.Helper()
-	if err := os.WriteFile(path, h.marshal(), 0o600); err != nil {
+	if err := os.WriteFile(path, h.marshal(0), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	mtime := time.Now().Add(-age)
@@ -42,12 +42,17 @@ func writeLock(t *testing.T, path string, h lockHolder, age time.Duration) {
 
 func lockToken(t *testing.T, path string) string {
 	t.Helper()
+	h, _ := lockRecord(t, path)
+	return h.token
+}
+
+func lockRecord(t *testing.T, path string) (lockHolder, lockState) {
+	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := parseLockHolder(string(data))
-	return h.token
+	return parseLock(data)
 }
 
 func wantInUse(t *testing.T, s *Store) {
@@ -67,55 +72,97 @@ func TestLockLiveLeaseInUse(t *testing.T) {
 	// Another host's fresh lease: only time can tell it is dead.
 	writeLock(t, lockPath, lockHolder{host: "there", pid: 1, token: "theirs"}, 0)
 	wantInUse(t, s)
-	// This host, a live process (our parent, the go command).
-	writeLock(t, lockPath, lockHolder{host: "here", pid: os.Getppid(), pidns: pidNamespace(), token: "parent"}, 0)
+	// Neither can it for a record another host is writing right now.
+	if err := os.WriteFile(lockPath, []byte("postoffice-pop3-lock 1\nhost th"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	wantInUse(t, s)
-	// A lock being written right now (empty) is in use too.
-	writeLock(t, lockPath, lockHolder{}, 0)
-	wantInUse(t, s)
-	if got := lockToken(t, lockPath); got != "" {
-		t.Errorf("a refused Open changed the lock (token %q)", got)
+	if _, state := lockRecord(t, lockPath); state != stateUnknown {
+		t.Errorf("a refused Open changed the lock (state %d)", state)
 	}
 }
 
 func TestLockStaleLeaseTakenOver(t *testing.T) {
-	for name, h := range map[string]lockHolder{
-		"other host": {host: "there", pid: 1, token: "theirs"},
-		"unreadable": {},
+	for name, content := range map[string][]byte{
+		"other host": lockHolder{host: "there", pid: 1, token: "theirs"}.marshal(0),
+		"unreadable": []byte("\x00\x00\x00"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, _, lockPath := lockFixture(t)
-			writeLock(t, lockPath, h, 2*testLease)
+			if err := os.WriteFile(lockPath, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			stale := time.Now().Add(-2 * testLease)
+			if err := os.Chtimes(lockPath, stale, stale); err != nil {
+				t.Fatal(err)
+			}
 			md := open(t, s, alice)
 			if got := lockToken(t, lockPath); got != md.lease.token {
 				t.Errorf("lock token %q after takeover, want ours %q", got, md.lease.token)
 			}
 			md.Close()
-			if _, err := os.Stat(lockPath); !os.IsNotExist(err) {
-				t.Errorf("lock file after Close: %v", err)
+			if _, state := lockRecord(t, lockPath); state != stateFree {
+				t.Errorf("lock after Close: state %d, want free", state)
 			}
 		})
 	}
 }
 
-func TestLockDeadProcessTakenOver(t *testing.T) {
+// On this host, a record under a free flock was left by a session that
+// ended without releasing it: it is taken over at once, whatever its
+// lease, its process (gone, reused, this one) or its pid namespace.
+func TestLockLeftOnThisHostTakenOver(t *testing.T) {
+	for name, h := range map[string]lockHolder{
+		"process gone":      {host: "here", pid: 1 << 30, token: "dead"},
+		"process reused":    {host: "here", pid: os.Getppid(), token: "parent"},
+		"this process's id": {host: "here", pid: os.Getpid(), token: "earlier"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, _, lockPath := lockFixture(t)
+			writeLock(t, lockPath, h, 0)
+			md := open(t, s, alice)
+			if got := lockToken(t, lockPath); got != md.lease.token {
+				t.Errorf("lock token %q after takeover, want ours %q", got, md.lease.token)
+			}
+			md.Close()
+		})
+	}
+	// An earlier design's record, with a line this one does not write.
 	s, _, lockPath := lockFixture(t)
-	// Beyond any pid_max: no such process. The lease is fresh, so only the
-	// pid check can free it.
-	writeLock(t, lockPath, lockHolder{host: "here", pid: 1 << 30, pidns: pidNamespace(), token: "dead"}, 0)
+	old := "postoffice-pop3-lock 1\nhost here\npid 1\npidns pid:[4026531836]\ntoken old\n"
+	if err := os.WriteFile(lockPath, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	md := open(t, s, alice)
 	md.Close()
+}
 
-	// Our own pid but not our token: an earlier process with this pid
-	// (a restarted container) left it.
-	writeLock(t, lockPath, lockHolder{host: "here", pid: os.Getpid(), pidns: pidNamespace(), token: "earlier"}, 0)
-	md = open(t, s, alice)
+// The lock file stays, with its size, from session to session: taking
+// and releasing the lock changes no directory and needs no new block.
+func TestLockFileKept(t *testing.T) {
+	s, _, lockPath := lockFixture(t)
+	md := open(t, s, alice)
+	first, err := os.Stat(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	md.Close()
-
-	// The same pid in another pid namespace is another process.
-	writeLock(t, lockPath, lockHolder{host: "here", pid: 1 << 30, pidns: "pid:[1]", token: "container"}, 0)
-	if pidNamespace() != "" {
-		wantInUse(t, s)
+	for range 3 {
+		md := open(t, s, alice)
+		if h, state := lockRecord(t, lockPath); state != stateHeld || h.token != md.lease.token || h.host != "here" || h.pid != os.Getpid() {
+			t.Errorf("lock while held: %+v, state %d", h, state)
+		}
+		md.Close()
+		info, err := os.Stat(lockPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !os.SameFile(first, info) || info.Size() != first.Size() || info.Size() != recordSize {
+			t.Errorf("lock file changed: size %d, same file %t; want %d, true", info.Size(), os.SameFile(first, info), recordSize)
+		}
+		if _, state := lockRecord(t, lockPath); state != stateFree {
+			t.Errorf("lock after Close: state %d, want free", state)
+		}
 	}
 }
 
@@ -172,14 +219,33 @@ func TestLockLost(t *testing.T) {
 	}
 }
 
-func TestLockHolderRoundTrip(t *testing.T) {
-	h := lockHolder{host: "mx1.example.org", pid: 4242, pidns: "pid:[4026531836]", token: "abc"}
-	got, ok := parseLockHolder(string(h.marshal()))
-	if !ok || got != h {
-		t.Errorf("round trip: %+v, %v", got, ok)
+func TestParseLock(t *testing.T) {
+	held := lockHolder{host: "mx1.example.org", pid: 4242, token: "abc"}
+	for _, tc := range []struct {
+		name  string
+		data  string
+		want  lockHolder
+		state lockState
+	}{
+		{"record", string(held.marshal(0)), held, stateHeld},
+		{"padded to more", string(held.marshal(700)), held, stateHeld},
+		{"new file", "", lockHolder{}, stateFree},
+		{"released", string(freeRecord(0)), lockHolder{}, stateFree},
+		// A shorter record over a longer one: the tail is not read.
+		{"over a longer one", string(held.marshal(0)) + "token other\n", held, stateHeld},
+		{"free over a record", lockMagic + "\nfree\n\nhost x\npid 1\ntoken y\n", lockHolder{}, stateFree},
+		{"no token", lockMagic + "\nhost x\n\ntoken y\n", lockHolder{host: "x"}, stateUnknown},
+		{"garbage", "garbage", lockHolder{}, stateUnknown},
+		{"zeros", "\x00\x00", lockHolder{}, stateUnknown},
+		{"cut short", lockMagic[:5], lockHolder{}, stateUnknown},
+	} {
+		got, state := parseLock([]byte(tc.data))
+		if got != tc.want || state != tc.state {
+			t.Errorf("%s: parseLock = %+v, %d; want %+v, %d", tc.name, got, state, tc.want, tc.state)
+		}
 	}
-	if _, ok := parseLockHolder("garbage"); ok {
-		t.Error("garbage parsed as a lock")
+	if n := len(freeRecord(700)); n != 700 {
+		t.Errorf("free record padded to %d octets, want 700", n)
 	}
 }
 
@@ -299,4 +365,28 @@ func TestLockExclusive(t *testing.T) {
 	if total < len(cmds) {
 		t.Errorf("the lock was held only %d times in all", total)
 	}
+}
+
+// FuzzParseLock: any content parses without a panic; a held record has a
+// token; a record as this package writes it reads back as written,
+// whatever follows it in the file.
+func FuzzParseLock(f *testing.F) {
+	f.Add([]byte(lockHolder{host: "mx1", pid: 7, token: "abc"}.marshal(0)), "mx1", 7, "abc")
+	f.Add(freeRecord(0), "", 0, "")
+	f.Add([]byte(lockMagic+"\nhost x"), "h\x00", -1, "t")
+	f.Fuzz(func(t *testing.T, data []byte, host string, pid int, token string) {
+		if h, state := parseLock(data); state == stateHeld && h.token == "" {
+			t.Fatalf("parseLock(%q) = %+v, held without a token", data, h)
+		}
+		if _, state := parseLock(append(freeRecord(0), data...)); state != stateFree {
+			t.Fatalf("a free record followed by %q: state %d", data, state)
+		}
+		if token == "" || strings.ContainsRune(host+token, '\n') {
+			return
+		}
+		want := lockHolder{host: host, pid: pid, token: token}
+		if got, state := parseLock(append(want.marshal(0), data...)); got != want || state != stateHeld {
+			t.Fatalf("round trip of %+v followed by %q: %+v, state %d", want, data, got, state)
+		}
+	})
 }

@@ -8,11 +8,10 @@
 // index ("postoffice-index", a small text file, see index.go for the
 // format) that holds each message's permanent unique id, CRLF size,
 // arrival and first retrieval time, so that a login reads no message
-// bodies; the session lock ("postoffice-pop3.lock", a lease, see lock.go);
-// the index lock ("postoffice-index.lock", an flock held for
-// milliseconds);
-// and an empty "postoffice-pop3.lock.guard" whose flock serialises lock
-// takeovers.
+// bodies; the session lock ("postoffice-pop3.lock", an flock held for the
+// session with a lease record for hosts it does not reach, see lock.go);
+// and the index lock ("postoffice-index.lock", an flock held for
+// milliseconds).
 //
 // Unique ids have the layout of Dovecot's default pop3_uidl_format
 // (%08Xu%08Xv: the message's uid and the maildrop's UIDVALIDITY in 8 hex
@@ -71,8 +70,8 @@ type Config struct {
 	// the template for that account, with the same syntax.
 	Location string
 	// LockLease is how long a session lock lasts without renewal before
-	// another session may take it over; zero means DefaultLockLease. The
-	// holder renews it every LockLease/3.
+	// a session on another host may take it over; zero means
+	// DefaultLockLease. The holder renews it every LockLease/3.
 	LockLease time.Duration
 	// Logger receives lock takeovers, skipped files and similar events;
 	// nil discards them.

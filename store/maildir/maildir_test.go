@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -356,5 +357,69 @@ func TestCleanTmp(t *testing.T) {
 	open(t, s, alice)
 	if names := listDir(t, filepath.Join(dir, "tmp")); len(names) != 1 || names[0] != "recent" {
 		t.Errorf("tmp/ holds %q, want [recent]", names)
+	}
+}
+
+// On a full disk (or quota) a login still gets the messages that have
+// their unique ids; the ones the index cannot take yet are left for a
+// later session, where they get the next ids, and no id changes.
+func TestOpenWithoutSpaceForIndex(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		err   error
+		serve bool
+	}{
+		{"disk full", syscall.ENOSPC, true},
+		{"quota", syscall.EDQUOT, true},
+		{"other error", syscall.EIO, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, base := newTestStore(t, Config{})
+			dir := filepath.Join(base, "alice", "Maildir")
+			put(t, dir, "new/1500000001.a.host", "1\n", time.Time{})
+			md := open(t, s, alice)
+			first := md.Messages()[0].UID
+			md.Close()
+
+			put(t, dir, "new/1500000002.b.host", "2\n", time.Time{})
+			s.faultHook = func(step string) error {
+				if step == "write-index" {
+					return fmt.Errorf("write index: %w", tc.err)
+				}
+				return nil
+			}
+			got, err := s.Open(t.Context(), alice)
+			if !tc.serve {
+				if err == nil {
+					got.Close()
+					t.Fatal("Open succeeded though the index could not be written")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			msgs := got.Messages()
+			if len(msgs) != 1 || msgs[0].UID != first {
+				t.Errorf("without space: %+v, want only the indexed message %q", msgs, first)
+			}
+			got.Close()
+
+			s.faultHook = nil
+			md = open(t, s, alice)
+			msgs = md.Messages()
+			want := fmt.Sprintf("%08X%08X", 2, md.uidValidity)
+			if len(msgs) != 2 || msgs[0].UID != first || msgs[1].UID != want {
+				t.Errorf("with space again: %+v, want %q and %q", msgs, first, want)
+			}
+		})
+	}
+	// A maildrop without an index yet has no ids to serve.
+	s, base := newTestStore(t, Config{})
+	put(t, filepath.Join(base, "alice", "Maildir"), "new/1500000001.a.host", "1\n", time.Time{})
+	s.faultHook = func(string) error { return syscall.ENOSPC }
+	if md, err := s.Open(t.Context(), alice); err == nil {
+		md.Close()
+		t.Error("Open without an index and without space succeeded")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/store"
@@ -41,14 +42,14 @@ func (s *Store) Open(ctx context.Context, acct store.Account) (store.Maildrop, e
 	if err != nil {
 		return nil, fmt.Errorf("open maildrop of %q: %w", acct.Name, err)
 	}
-	l, err := s.acquire(ctx, root, dir)
+	l, err := s.acquire(root, dir)
 	if err != nil {
 		root.Close()
 		return nil, fmt.Errorf("open maildrop of %q: %w", acct.Name, err)
 	}
 	md, err := s.load(ctx, root, dir, l.taken)
 	if err != nil {
-		l.release(context.WithoutCancel(ctx))
+		l.release()
 		root.Close()
 		return nil, fmt.Errorf("open maildrop of %q: %w", acct.Name, err)
 	}
@@ -140,27 +141,61 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string, taken time.
 	if err != nil {
 		return nil, err
 	}
-	changed := false
+	created := false
 	var adopted map[string]takenOver
 	if ix == nil {
 		if ix, adopted, err = s.startIndex(root, dir, files); err != nil {
 			return nil, err
 		}
-		changed = true
+		created = true
 	}
-	more, err := s.reconcile(ctx, root, dir, ix, files, adopted)
+	firstNew := ix.nextUID
+	changed, err := s.reconcile(ctx, root, dir, ix, files, adopted)
 	if err != nil {
 		return nil, err
 	}
-	if changed || more {
-		if err := s.fault("write-index"); err != nil {
-			return nil, err
+	if created || changed {
+		err := s.fault("write-index")
+		if err == nil {
+			err = writeIndex(root, ix)
 		}
-		if err := writeIndex(root, ix); err != nil {
-			return nil, err
+		if err != nil {
+			if created || !noSpace(err) {
+				return nil, err
+			}
+			// A full disk or quota: the session serves the messages
+			// that have their unique ids, and the new ones wait for a
+			// later session, rather than none being served at all.
+			if n := withholdNew(ix, files, firstNew); n > 0 {
+				s.logger.Warn("no space to index new messages: they are left for a later session",
+					"maildir", dir, "messages", n, "err", err)
+			}
 		}
 	}
 	return s.snapshot(root, dir, ix, files), nil
+}
+
+// noSpace reports whether err says the file system or the user's quota
+// is full.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// withholdNew takes out of ix and files the messages that reconcile gave
+// uids from firstNew on, which the index on disk does not hold, and
+// returns how many there were. Records of files that are gone stay out:
+// their files are not there to serve.
+func withholdNew(ix *index, files map[string]msgFile, firstNew uint64) int {
+	n := 0
+	for base, e := range ix.entries {
+		if e.uid >= firstNew {
+			delete(ix.entries, base)
+			delete(files, base)
+			n++
+		}
+	}
+	ix.nextUID = firstNew
+	return n
 }
 
 // upToDate reports whether the index has a record for every file and a

@@ -258,15 +258,16 @@ func (s *Store) cleanTmp(root *os.Root, dir string) {
 	s.cleanLeftovers(root, dir)
 }
 
-// leftoverAge is the age past which a temporary index or lock file in the
+// leftoverAge is the age past which a temporary index file in the
 // maildir root is a crash's leftover: writing and renaming one takes well
-// under a second, and its writer holds the index lock or the lock guard
-// only that long.
+// under a second, under the index lock.
 const leftoverAge = 10 * time.Minute
 
-// cleanLeftovers removes the temporary files of index rewrites and lock
-// takeovers that a crash (or a failed removal) left in the maildir root;
-// nothing else ever would.
+// cleanLeftovers removes the temporary files of index rewrites that a
+// crash (or a failed removal) left in the maildir root; nothing else ever
+// would. It also removes the files of the session lock's earlier design
+// (a takeover's temporary file, and a guard file whose flock serialised
+// takeovers), which nothing uses now.
 func (s *Store) cleanLeftovers(root *os.Root, dir string) {
 	d, err := root.Open(".")
 	if err != nil {
@@ -278,7 +279,7 @@ func (s *Store) cleanLeftovers(root *os.Root, dir string) {
 		return
 	}
 	for _, name := range names {
-		if !strings.HasPrefix(name, indexFile+".tmp-") && !strings.HasPrefix(name, lockFile+".tmp-") {
+		if !strings.HasPrefix(name, indexFile+".tmp-") && !strings.HasPrefix(name, lockFile+".tmp-") && name != lockFile+".guard" {
 			continue
 		}
 		info, err := root.Lstat(name)

@@ -371,7 +371,7 @@ func (md *maildrop) Close() error {
 		return nil
 	}
 	md.closed = true
-	err := md.lease.release(context.Background())
+	err := md.lease.release()
 	md.newDir.close()
 	md.curDir.close()
 	md.root.Close()

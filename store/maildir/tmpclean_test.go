@@ -73,9 +73,10 @@ func TestTmpWriter(t *testing.T) {
 	}
 }
 
-// The temporary files of index rewrites and lock takeovers that a crash
-// left in the maildir root are removed once they are clearly abandoned;
-// one being written now is left alone, and so is everything else.
+// The temporary files of index rewrites that a crash left in the maildir
+// root, and the files of the session lock's earlier design, are removed
+// once they are clearly abandoned; one being written now is left alone,
+// and so is everything else.
 func TestCleanLeftovers(t *testing.T) {
 	s, base := newTestStore(t, Config{})
 	dir := filepath.Join(base, "alice", "Maildir")
@@ -87,6 +88,7 @@ func TestCleanLeftovers(t *testing.T) {
 	}{
 		{indexFile + ".tmp-0123abcd", old},
 		{lockFile + ".tmp-4567ef01", old},
+		{lockFile + ".guard", old},
 		{indexFile + ".tmp-89abcdef", time.Now()}, // being written
 		{"notes.txt", old},                        // not ours
 	} {
@@ -96,7 +98,7 @@ func TestCleanLeftovers(t *testing.T) {
 	md.Close()
 	var left []string
 	for _, name := range listDir(t, dir) {
-		if strings.Contains(name, ".tmp-") || name == "notes.txt" {
+		if strings.Contains(name, ".tmp-") || name == "notes.txt" || name == lockFile+".guard" {
 			left = append(left, name)
 		}
 	}
