@@ -317,6 +317,12 @@ func (c *conn) update() error {
 	err := c.maildrop.Commit(ctx, deleted, retrieved)
 	c.closeMaildrop()
 	if err != nil {
+		if len(deleted) == 0 {
+			// Only the first retrieval times (EXPIRE's clock) were to
+			// be recorded: say so, not that deletions failed.
+			c.log.Error("recording retrievals failed", "err", err, "retrieved", len(retrieved))
+			return pop3.ErrCode(pop3.CodeSysTemp, "retrievals not recorded; no message was to be deleted")
+		}
 		c.log.Error("applying deletions failed", "err", err, "deleted", len(deleted))
 		return pop3.ErrCode(pop3.CodeSysTemp, "some deleted messages not removed")
 	}
