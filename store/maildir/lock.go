@@ -37,8 +37,11 @@ import (
 // than LockLease is a live lease whatever the flock said; an older one
 // belongs to a holder that crashed or hung, and is taken over. A record of
 // this host under a free flock was left by a session that ended without
-// releasing it (a crash): every live session here holds the flock. Host
-// names must therefore differ between hosts sharing maildirs.
+// releasing it (a crash): every live session here holds the flock. "This
+// host" is this running kernel, named by its boot id, whose flocks reach
+// every process and container on it; the configured host name cannot tell,
+// as hosts serving one domain often share it. (Where there is no boot id,
+// outside Linux, the host name stands in for it.)
 //
 // Release overwrites the record in place with one of the same length that
 // says the lock is free: the file keeps its size and its blocks, so taking
@@ -69,7 +72,8 @@ var held = struct {
 
 // lockHolder is the record of a held lock.
 type lockHolder struct {
-	host  string
+	host  string // for people: the configured host name
+	boot  string // the holder's kernel (bootID)
 	pid   int
 	token string
 }
@@ -86,7 +90,7 @@ const (
 // marshal returns the holder's record, padded to recordSize (or to
 // atLeast, if more) with empty lines.
 func (h lockHolder) marshal(atLeast int) []byte {
-	return padRecord(fmt.Appendf(nil, "%s\nhost %s\npid %d\ntoken %s\n\n", lockMagic, h.host, h.pid, h.token), atLeast)
+	return padRecord(fmt.Appendf(nil, "%s\nhost %s\nboot %s\npid %d\ntoken %s\n\n", lockMagic, h.host, h.boot, h.pid, h.token), atLeast)
 }
 
 // freeRecord returns the record of a released lock, of length n (or
@@ -125,6 +129,8 @@ func parseLock(data []byte) (lockHolder, lockState) {
 			return h, stateFree
 		case "host":
 			h.host = value
+		case "boot":
+			h.boot = value
 		case "pid":
 			h.pid, _ = strconv.Atoi(value)
 		case "token":
@@ -235,7 +241,7 @@ func (s *Store) take(l *lease) error {
 	}
 	// The record need not survive a crash (its holder would not), so it
 	// is not synced: no fsync on the login path.
-	record := lockHolder{host: s.hostname, pid: myPid, token: l.token}.marshal(n)
+	record := lockHolder{host: s.hostname, boot: bootID(), pid: myPid, token: l.token}.marshal(n)
 	if _, err := l.file.WriteAt(record, 0); err != nil {
 		return fmt.Errorf("write lock %s/%s: %w", l.dir, lockFile, err)
 	}
@@ -250,8 +256,8 @@ func (s *Store) take(l *lease) error {
 // staleReason says why a lock whose flock this process holds may be taken
 // over, or returns "" if its holder may still be alive.
 func (s *Store) staleReason(h lockHolder, state lockState, mtime time.Time) string {
-	if state == stateHeld && h.host == s.hostname {
-		return "its holder ended without releasing it"
+	if state == stateHeld && s.sameKernel(h) {
+		return "its holder on this host ended without releasing it"
 	}
 	if age := time.Since(mtime); age > s.lockLease {
 		return fmt.Sprintf("lease expired %v ago", (age - s.lockLease).Round(time.Second))
@@ -260,6 +266,25 @@ func (s *Store) staleReason(h lockHolder, state lockState, mtime time.Time) stri
 	// tell.
 	return ""
 }
+
+// sameKernel reports whether h was written on this running kernel, whose
+// flocks this process shares.
+func (s *Store) sameKernel(h lockHolder) bool {
+	if boot := bootID(); boot != "" {
+		return h.boot == boot
+	}
+	return h.host == s.hostname
+}
+
+// bootID identifies the running Linux kernel: one random id per boot, the
+// same in every container on it. It is empty elsewhere.
+var bootID = sync.OnceValue(func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+})
 
 // readLockHolder reads the lock file at its name, which may by now be
 // another file than the one this session opened (if someone removed it).

@@ -108,14 +108,16 @@ func TestLockStaleLeaseTakenOver(t *testing.T) {
 	}
 }
 
-// On this host, a record under a free flock was left by a session that
-// ended without releasing it: it is taken over at once, whatever its
-// lease, its process (gone, reused, this one) or its pid namespace.
+// On this host (this kernel), a record under a free flock was left by a
+// session that ended without releasing it: it is taken over at once,
+// whatever its lease, its process (gone, reused, this one) or the host
+// name a container on this kernel gave it.
 func TestLockLeftOnThisHostTakenOver(t *testing.T) {
 	for name, h := range map[string]lockHolder{
-		"process gone":      {host: "here", pid: 1 << 30, token: "dead"},
-		"process reused":    {host: "here", pid: os.Getppid(), token: "parent"},
-		"this process's id": {host: "here", pid: os.Getpid(), token: "earlier"},
+		"process gone":      {host: "here", boot: bootID(), pid: 1 << 30, token: "dead"},
+		"process reused":    {host: "here", boot: bootID(), pid: os.Getppid(), token: "parent"},
+		"this process's id": {host: "here", boot: bootID(), pid: os.Getpid(), token: "earlier"},
+		"another host name": {host: "container", boot: bootID(), pid: 7, token: "sibling"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, _, lockPath := lockFixture(t)
@@ -127,10 +129,26 @@ func TestLockLeftOnThisHostTakenOver(t *testing.T) {
 			md.Close()
 		})
 	}
-	// An earlier design's record, with a line this one does not write.
+}
+
+// Hosts sharing Maildirs over NFS often share a configured host name (the
+// service's): a fresh record of another kernel is a live lease even under
+// this host's name, and so is a record that names no kernel (an earlier
+// design's, with a line this one does not write) until its lease runs out.
+func TestLockSameNameOtherHostInUse(t *testing.T) {
+	if bootID() == "" {
+		t.Skip("no boot id here: the host name is all there is")
+	}
 	s, _, lockPath := lockFixture(t)
+	writeLock(t, lockPath, lockHolder{host: "here", boot: "another-kernel", pid: os.Getpid(), token: "node2"}, 0)
+	wantInUse(t, s)
 	old := "postoffice-pop3-lock 1\nhost here\npid 1\npidns pid:[4026531836]\ntoken old\n"
 	if err := os.WriteFile(lockPath, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantInUse(t, s)
+	stale := time.Now().Add(-2 * testLease)
+	if err := os.Chtimes(lockPath, stale, stale); err != nil {
 		t.Fatal(err)
 	}
 	md := open(t, s, alice)
@@ -220,7 +238,7 @@ func TestLockLost(t *testing.T) {
 }
 
 func TestParseLock(t *testing.T) {
-	held := lockHolder{host: "mx1.example.org", pid: 4242, token: "abc"}
+	held := lockHolder{host: "mx1.example.org", boot: "66223054-c587-419c-b14d-02d2c6b82396", pid: 4242, token: "abc"}
 	for _, tc := range []struct {
 		name  string
 		data  string
@@ -235,6 +253,7 @@ func TestParseLock(t *testing.T) {
 		{"over a longer one", string(held.marshal(0)) + "token other\n", held, stateHeld},
 		{"free over a record", lockMagic + "\nfree\n\nhost x\npid 1\ntoken y\n", lockHolder{}, stateFree},
 		{"no token", lockMagic + "\nhost x\n\ntoken y\n", lockHolder{host: "x"}, stateUnknown},
+		{"no boot id", lockMagic + "\nhost x\npid 2\ntoken y\n", lockHolder{host: "x", pid: 2, token: "y"}, stateHeld},
 		{"garbage", "garbage", lockHolder{}, stateUnknown},
 		{"zeros", "\x00\x00", lockHolder{}, stateUnknown},
 		{"cut short", lockMagic[:5], lockHolder{}, stateUnknown},
@@ -371,20 +390,20 @@ func TestLockExclusive(t *testing.T) {
 // token; a record as this package writes it reads back as written,
 // whatever follows it in the file.
 func FuzzParseLock(f *testing.F) {
-	f.Add([]byte(lockHolder{host: "mx1", pid: 7, token: "abc"}.marshal(0)), "mx1", 7, "abc")
-	f.Add(freeRecord(0), "", 0, "")
-	f.Add([]byte(lockMagic+"\nhost x"), "h\x00", -1, "t")
-	f.Fuzz(func(t *testing.T, data []byte, host string, pid int, token string) {
+	f.Add([]byte(lockHolder{host: "mx1", boot: "b", pid: 7, token: "abc"}.marshal(0)), "mx1", "b", 7, "abc")
+	f.Add(freeRecord(0), "", "", 0, "")
+	f.Add([]byte(lockMagic+"\nhost x"), "h\x00", "", -1, "t")
+	f.Fuzz(func(t *testing.T, data []byte, host, boot string, pid int, token string) {
 		if h, state := parseLock(data); state == stateHeld && h.token == "" {
 			t.Fatalf("parseLock(%q) = %+v, held without a token", data, h)
 		}
 		if _, state := parseLock(append(freeRecord(0), data...)); state != stateFree {
 			t.Fatalf("a free record followed by %q: state %d", data, state)
 		}
-		if token == "" || strings.ContainsRune(host+token, '\n') {
+		if token == "" || strings.ContainsRune(host+boot+token, '\n') {
 			return
 		}
-		want := lockHolder{host: host, pid: pid, token: token}
+		want := lockHolder{host: host, boot: boot, pid: pid, token: token}
 		if got, state := parseLock(append(want.marshal(0), data...)); got != want || state != stateHeld {
 			t.Fatalf("round trip of %+v followed by %q: %+v, state %d", want, data, got, state)
 		}

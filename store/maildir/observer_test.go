@@ -47,7 +47,7 @@ func TestObserver(t *testing.T) {
 	}
 	rec.mu.Unlock()
 
-	writeLock(t, lockPath, lockHolder{host: "here", pid: 1 << 30, token: "dead"}, 0)
+	writeLock(t, lockPath, lockHolder{host: "here", boot: bootID(), pid: 1 << 30, token: "dead"}, 0)
 	md := open(t, s, alice)
 	md.Close()
 	rec.mu.Lock()
