@@ -219,12 +219,11 @@ func (s *Store) take(l *lease) error {
 	if !locked {
 		return fmt.Errorf("lock %s/%s: %w", l.dir, lockFile, store.ErrInUse)
 	}
-	var buf [2 * recordSize]byte
-	n, err := l.file.ReadAt(buf[:], 0)
-	if err != nil && err != io.EOF {
+	holder, state, n, err := readRecord(l.file)
+	if err != nil {
 		return fmt.Errorf("read lock %s/%s: %w", l.dir, lockFile, err)
 	}
-	if holder, state := parseLock(buf[:n]); state != stateFree {
+	if state != stateFree {
 		info, err := l.file.Stat()
 		if err != nil {
 			return fmt.Errorf("lock %s/%s: %w", l.dir, lockFile, err)
@@ -294,13 +293,20 @@ func readLockHolder(root *os.Root) (lockHolder, lockState, error) {
 		return lockHolder{}, stateUnknown, err
 	}
 	defer f.Close()
+	h, state, _, err := readRecord(f)
+	return h, state, err
+}
+
+// readRecord reads and parses the record at the start of a lock file; n
+// is how many octets it read (the length a new record should cover).
+func readRecord(f *os.File) (h lockHolder, state lockState, n int, err error) {
 	var buf [2 * recordSize]byte
-	n, err := f.ReadAt(buf[:], 0)
+	n, err = f.ReadAt(buf[:], 0)
 	if err != nil && err != io.EOF {
-		return lockHolder{}, stateUnknown, err
+		return lockHolder{}, stateUnknown, 0, err
 	}
-	h, state := parseLock(buf[:n])
-	return h, state, nil
+	h, state = parseLock(buf[:n])
+	return h, state, n, nil
 }
 
 // quickOpen is added to the flags of the lock file's opens: os.File then
@@ -390,12 +396,11 @@ func (l *lease) release() error {
 		delete(held.dirs, l.dir)
 		held.Unlock()
 	}()
-	var buf [2 * recordSize]byte
-	n, err := l.file.ReadAt(buf[:], 0)
-	if err != nil && err != io.EOF {
+	h, _, _, err := readRecord(l.file)
+	if err != nil {
 		return fmt.Errorf("release lock %s: %w", l.dir, err)
 	}
-	if h, _ := parseLock(buf[:n]); h.token != l.token {
+	if h.token != l.token {
 		return nil // not ours any more: nothing to release
 	}
 	if _, err := l.file.WriteAt(freeRecord(l.size), 0); err != nil {
