@@ -8,6 +8,7 @@ import (
 	"iter"
 	"maps"
 	"os"
+	"path"
 	"runtime"
 	"strings"
 	"sync"
@@ -232,9 +233,23 @@ func (s *Store) describe(root *os.Root, dirfd int, dir string, f msgFile) (fresh
 // cleanTmp removes the files in tmp/ of deliveries that will never
 // finish (abandonedTmp): those of other programs after 36 hours, as the
 // Maildir specification asks readers to do, and this host's whose writer
-// is gone (a crash) at once.
+// is gone (a crash) at once. It also removes leftovers in the maildir
+// root (leftover).
 func (s *Store) cleanTmp(root *os.Root, dir string) {
-	d, err := root.Open(dirTmp)
+	now := time.Now()
+	s.removeAbandoned(root, dir, dirTmp, func(name string, modified time.Time) bool {
+		return s.abandonedTmp(name, modified, now)
+	}, "removed abandoned delivery from tmp/")
+	s.removeAbandoned(root, dir, ".", func(name string, modified time.Time) bool {
+		return leftover(name) && now.Sub(modified) >= leftoverAge
+	}, "removed a temporary file left by a crash")
+}
+
+// removeAbandoned removes the regular files in sub, a directory of the
+// maildir, that abandoned picks by name and modification time, and logs
+// each with msg.
+func (s *Store) removeAbandoned(root *os.Root, dir, sub string, abandoned func(name string, modified time.Time) bool, msg string) {
+	d, err := root.Open(sub)
 	if err != nil {
 		return
 	}
@@ -248,14 +263,13 @@ func (s *Store) cleanTmp(root *os.Root, dir string) {
 			continue
 		}
 		info, err := e.Info()
-		if err != nil || !s.abandonedTmp(e.Name(), info.ModTime(), time.Now()) {
+		if err != nil || !abandoned(e.Name(), info.ModTime()) {
 			continue
 		}
-		if err := root.Remove(dirTmp + "/" + e.Name()); err == nil {
-			s.logger.Info("removed abandoned delivery from tmp/", "maildir", dir, "file", e.Name())
+		if err := root.Remove(path.Join(sub, e.Name())); err == nil {
+			s.logger.Info(msg, "maildir", dir, "file", e.Name())
 		}
 	}
-	s.cleanLeftovers(root, dir)
 }
 
 // leftoverAge is the age past which a temporary index file in the
@@ -263,31 +277,11 @@ func (s *Store) cleanTmp(root *os.Root, dir string) {
 // under a second, under the index lock.
 const leftoverAge = 10 * time.Minute
 
-// cleanLeftovers removes the temporary files of index rewrites that a
-// crash (or a failed removal) left in the maildir root; nothing else ever
-// would. It also removes the files of the session lock's earlier design
-// (a takeover's temporary file, and a guard file whose flock serialised
-// takeovers), which nothing uses now.
-func (s *Store) cleanLeftovers(root *os.Root, dir string) {
-	d, err := root.Open(".")
-	if err != nil {
-		return
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return
-	}
-	for _, name := range names {
-		if !strings.HasPrefix(name, indexFile+".tmp-") && !strings.HasPrefix(name, lockFile+".tmp-") && name != lockFile+".guard" {
-			continue
-		}
-		info, err := root.Lstat(name)
-		if err != nil || !info.Mode().IsRegular() || time.Since(info.ModTime()) < leftoverAge {
-			continue
-		}
-		if err := root.Remove(name); err == nil {
-			s.logger.Info("removed a temporary file left by a crash", "maildir", dir, "file", name)
-		}
-	}
+// leftover reports whether name, in the maildir root, is a temporary file
+// of an index rewrite, which only a crash (or a failed removal) leaves
+// behind and nothing else would remove, or a file of the session lock's
+// earlier design (a takeover's temporary file, and a guard file whose
+// flock serialised takeovers), which nothing uses now.
+func leftover(name string) bool {
+	return strings.HasPrefix(name, indexFile+".tmp-") || strings.HasPrefix(name, lockFile+".tmp-") || name == lockFile+".guard"
 }
