@@ -9,25 +9,39 @@ import (
 )
 
 // Conn is a TCP connection whose Read and Write are raw system calls.
-//
-// The functions given to the RawConn are bound once, in Wrap, and find
-// their buffer and leave their result in the Conn: a closure made per
-// call would cost an allocation for every read and every write.
 type Conn struct {
 	net.Conn
-	rc syscall.RawConn
+	rc            syscall.RawConn
+	reads, writes call
+}
 
-	rmu    sync.Mutex // one Read at a time uses the fields below
-	rbuf   []byte
-	rn     int
-	rerrno syscall.Errno
-	readFn func(fd uintptr) bool
+// call is one direction's system call as the RawConn runs it. Its
+// function is bound once, in Wrap, and finds its buffer and leaves its
+// result here: a closure made per call would cost an allocation for
+// every read and every write. mu lets one Read (or Write) at a time use
+// the fields.
+type call struct {
+	mu    sync.Mutex
+	buf   []byte
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
+}
 
-	wmu     sync.Mutex // one Write at a time uses the fields below
-	wbuf    []byte
-	wn      int
-	werrno  syscall.Errno
-	writeFn func(fd uintptr) bool
+// run makes the call on p through rc.Read or, if write, rc.Write, which
+// call c.fn until it returns true, waiting in the poller in between.
+func (c *call) run(rc syscall.RawConn, write bool, p []byte) (int, syscall.Errno, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf, c.n, c.errno = p, 0, 0
+	var err error
+	if write {
+		err = rc.Write(c.fn)
+	} else {
+		err = rc.Read(c.fn)
+	}
+	c.buf = nil
+	return c.n, c.errno, err
 }
 
 // Wrap returns c with raw reads and writes if it is a TCP connection,
@@ -42,7 +56,7 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	w := &Conn{Conn: c, rc: rc}
-	w.readFn, w.writeFn = w.readOnce, w.writeAll
+	w.reads.fn, w.writes.fn = w.reads.readOnce, w.writes.writeAll
 	return w
 }
 
@@ -52,17 +66,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.rmu.Lock()
-	c.rbuf, c.rn, c.rerrno = p, 0, 0
-	err := c.rc.Read(c.readFn)
-	n, errno := c.rn, c.rerrno
-	c.rbuf = nil
-	c.rmu.Unlock()
+	n, errno, err := c.reads.run(c.rc, false, p)
+	if err == nil && errno != 0 {
+		err = errno
+	}
 	if err != nil {
 		return 0, c.opError("read", err)
-	}
-	if errno != 0 {
-		return 0, c.opError("read", errno)
 	}
 	if n == 0 {
 		return 0, io.EOF
@@ -72,16 +81,16 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // readOnce is Read's function for the RawConn: false asks it to wait
 // until the socket is readable.
-func (c *Conn) readOnce(fd uintptr) bool {
+func (c *call) readOnce(fd uintptr) bool {
 	for {
-		n, e := read(fd, c.rbuf)
+		n, e := read(fd, c.buf)
 		switch e {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false
 		}
-		c.rn, c.rerrno = n, e
+		c.n, c.errno = n, e
 		return true
 	}
 }
@@ -90,12 +99,7 @@ func (c *Conn) readOnce(fd uintptr) bool {
 // in the poller (with the write deadline) while the socket buffer is
 // full.
 func (c *Conn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	c.wbuf, c.wn, c.werrno = p, 0, 0
-	err := c.rc.Write(c.writeFn)
-	written, errno := c.wn, c.werrno
-	c.wbuf = nil
-	c.wmu.Unlock()
+	written, errno, err := c.writes.run(c.rc, true, p)
 	if err == nil && errno != 0 {
 		err = errno
 	}
@@ -107,17 +111,17 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 // writeAll is Write's function for the RawConn: false asks it to wait
 // until the socket is writable again.
-func (c *Conn) writeAll(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		n, e := write(fd, c.wbuf[c.wn:])
+func (c *call) writeAll(fd uintptr) bool {
+	for c.n < len(c.buf) {
+		n, e := write(fd, c.buf[c.n:])
 		switch e {
 		case 0:
-			c.wn += n
+			c.n += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return false
 		default:
-			c.werrno = e
+			c.errno = e
 			return true
 		}
 	}
