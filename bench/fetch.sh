@@ -4,8 +4,14 @@
 # one run, next to the server's raw RETR throughput (bench/rawretr).
 #
 #   ./bench/fetch.sh [MESSAGES]        (default 10000)
-#   BENCH_SKIP_MDA=1 ./bench/fetch.sh  (the Maildir rows only: the MDA
-#                                      rows start 3 x MESSAGES processes)
+#   BENCH_ONLY=maildir ./bench/fetch.sh  (the Maildir rows only: the
+#                                      MDA rows start 3 x MESSAGES
+#                                      processes; BENCH_SKIP_MDA=1 too)
+#   BENCH_ONLY=mda ./bench/fetch.sh    (the MDA rows only)
+#   BENCH_REPS=3 ./bench/fetch.sh      (every row 3 times, the order
+#                                      reversed every other repetition:
+#                                      A B C, C B A, A B C; the table
+#                                      shows each row's median and range)
 #
 # Every client leaves the messages on the server (keep), so each one
 # downloads the same maildrop: plain POP3 on loopback, USER/PASS,
@@ -19,6 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
+reps=${BENCH_REPS:-1}
 work=$(mktemp -d /tmp/postoffice-bench-XXXXXX)
 server_pid=""
 cleanup() {
@@ -112,9 +119,14 @@ measure() {
 		exit 1
 	fi
 	end=$(date +%s.%N)
+	# A Maildir row must have delivered every message, once.
 	local got
 	got=$(find "$work/dest/new" "$work/dest/cur" -type f | wc -l)
-	results+=("$name $(echo "$end - $start" | bc -l) $got")
+	if [[ $name == *:maildir && $got -ne $N ]]; then
+		echo "bench/fetch.sh: $name delivered $got messages, not $N" >&2
+		exit 1
+	fi
+	results+=("$name $(echo "$end - $start" | bc -l)")
 }
 
 fetchconf() { # DESTLINE
@@ -138,16 +150,19 @@ mpopargs=(--host=127.0.0.1 --port="$port" --user=alice --passwordeval="echo benc
 # Warm the page cache and the server's index once, unmeasured.
 "$work/rawretr" -addr "127.0.0.1:$port" -user alice -pass benchpass >/dev/null
 
-measure "raw-RETR(pipelined)" "$work/rawretr" -addr "127.0.0.1:$port" -user alice -pass benchpass
-
-fetchconf "maildir = \"$work/dest\""
-measure "postoffice-fetch:maildir" "$work/postoffice" fetch -config "$work/fetch.toml" -quiet
-measure "mpop:maildir" env HOME="$work/home" mpop "${mpopargs[@]}" --delivery=maildir,"$work/dest"
-
-if [ -z "${BENCH_SKIP_MDA:-}" ]; then
-fetchconf 'mda = ["/bin/sh", "-c", "cat > /dev/null"]'
-measure "postoffice-fetch:mda" "$work/postoffice" fetch -config "$work/fetch.toml" -quiet
-measure "mpop:mda" env HOME="$work/home" mpop "${mpopargs[@]}" --delivery=mda,"cat > /dev/null"
+# The rows, each a function, run in order, then (with BENCH_REPS) again
+# in reverse, so that no client always runs first or last.
+row_raw() { measure "raw-RETR(pipelined)" "$work/rawretr" -addr "127.0.0.1:$port" -user alice -pass benchpass; }
+row_fetch_maildir() {
+	fetchconf "maildir = \"$work/dest\""
+	measure "postoffice-fetch:maildir" "$work/postoffice" fetch -config "$work/fetch.toml" -quiet
+}
+row_mpop_maildir() { measure "mpop:maildir" env HOME="$work/home" mpop "${mpopargs[@]}" --delivery=maildir,"$work/dest"; }
+row_fetch_mda() {
+	fetchconf 'mda = ["/bin/sh", "-c", "cat > /dev/null"]'
+	measure "postoffice-fetch:mda" "$work/postoffice" fetch -config "$work/fetch.toml" -quiet
+}
+row_mpop_mda() { measure "mpop:mda" env HOME="$work/home" mpop "${mpopargs[@]}" --delivery=mda,"cat > /dev/null"; }
 # sslproto "": no STLS (the other clients run without TLS too).
 cat >"$work/home/fetchmailrc" <<EOF
 set no syslog
@@ -158,16 +173,41 @@ poll 127.0.0.1 protocol pop3 port $port uidl timeout 60
   mda "cat > /dev/null"
 EOF
 chmod 600 "$work/home/fetchmailrc"
-measure "fetchmail:mda" env HOME="$work/home" FETCHMAILHOME="$work/home" fetchmail --nodetach --nosyslog -f "$work/home/fetchmailrc"
-fi
+row_fetchmail_mda() {
+	measure "fetchmail:mda" env HOME="$work/home" FETCHMAILHOME="$work/home" fetchmail --nodetach --nosyslog -f "$work/home/fetchmailrc"
+}
+only=${BENCH_ONLY:-all}
+[ -n "${BENCH_SKIP_MDA:-}" ] && only=maildir
+rows=(row_raw)
+case $only in
+all) rows+=(row_fetch_maildir row_mpop_maildir row_fetch_mda row_mpop_mda row_fetchmail_mda) ;;
+maildir) rows+=(row_fetch_maildir row_mpop_maildir) ;;
+mda) rows+=(row_fetch_mda row_mpop_mda row_fetchmail_mda) ;;
+*) echo "bench/fetch.sh: BENCH_ONLY=$only: want maildir or mda" >&2; exit 2 ;;
+esac
+
+for ((rep = 1; rep <= reps; rep++)); do
+	order=("${rows[@]}")
+	if ((rep % 2 == 0)); then
+		order=()
+		for ((i = ${#rows[@]} - 1; i >= 0; i--)); do order+=("${rows[i]}"); done
+	fi
+	for row in "${order[@]}"; do "$row"; done
+done
 
 echo
-echo "$N messages, $((bytes / 1000000)) MB on disk; $(nproc) cores; $(date -u +%F)"
-printf '%-26s %9s %9s %10s %8s\n' client seconds MB/s msgs/s vs-raw
-raw=""
-for r in "${results[@]}"; do
-	read -r name secs got <<<"$r"
-	[ -z "$raw" ] && raw=$secs
-	printf '%-26s %9.2f %9.1f %10.0f %7.2fx\n' "$name" "$secs" "$(echo "$bytes / $secs / 1000000" | bc -l)" \
-		"$(echo "$N / $secs" | bc -l)" "$(echo "$secs / $raw" | bc -l)"
-done
+echo "$N messages, $((bytes / 1000000)) MB on disk; $(nproc) cores; $(date -u +%F); $reps repetition(s)"
+printf '%s\n' "${results[@]}" | python3 -c '
+import statistics, sys
+n, size, reps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+times = {}
+for line in sys.stdin:
+    name, secs = line.split()
+    times.setdefault(name, []).append(float(secs))
+print("%-26s %9s %9s %10s %8s%s" % ("client", "seconds", "MB/s", "msgs/s", "vs-raw", "  range (s)" if reps > 1 else ""))
+raw = statistics.median(times["raw-RETR(pipelined)"])
+for name, ts in times.items():
+    m = statistics.median(ts)
+    rng = "  %.2f-%.2f" % (min(ts), max(ts)) if reps > 1 else ""
+    print("%-26s %9.2f %9.1f %10.0f %7.2fx%s" % (name, m, size / m / 1e6, n / m, m / raw, rng))
+' "$N" "$bytes" "$reps"
