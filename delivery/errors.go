@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"syscall"
 
 	"github.com/postoffice-mail/postoffice/auth"
+	"github.com/postoffice-mail/postoffice/store"
 )
 
 // Error is a delivery failure as the sender is told about it: an SMTP
@@ -103,7 +103,7 @@ func classify(err error) *Error {
 		return nil
 	case errors.As(err, &e):
 		return e
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+	case store.NoSpace(err):
 		return ErrDiskFull.with("", err)
 	case errors.Is(err, auth.ErrUnavailable):
 		return ErrTemporary.with("User database unavailable, please try again later", err)

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"syscall"
 	"time"
 )
 
@@ -22,6 +23,13 @@ var ErrInUse = errors.New("maildrop in use by another session")
 // ErrNoSuchMessage is returned by Maildrop.Open when a message of the
 // snapshot has disappeared since (removed by another program).
 var ErrNoSuchMessage = errors.New("message no longer exists")
+
+// NoSpace reports whether err says the file system or the user's quota
+// is full: a condition that passes once space is freed, which delivery
+// answers with 452 4.3.1 and a session works around where it can.
+func NoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
 
 // Account names the owner of a maildrop, as the user database describes
 // them. Stores use whichever fields locate the maildrop for them.

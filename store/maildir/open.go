@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/postoffice-mail/postoffice/store"
@@ -160,7 +159,7 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string, taken time.
 			err = writeIndex(root, ix)
 		}
 		if err != nil {
-			if created || !noSpace(err) {
+			if created || !store.NoSpace(err) {
 				return nil, err
 			}
 			// A full disk or quota: the session serves the messages
@@ -173,12 +172,6 @@ func (s *Store) load(ctx context.Context, root *os.Root, dir string, taken time.
 		}
 	}
 	return s.snapshot(root, dir, ix, files), nil
-}
-
-// noSpace reports whether err says the file system or the user's quota
-// is full.
-func noSpace(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // withholdNew takes out of ix and files the messages that reconcile gave
