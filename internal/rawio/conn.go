@@ -29,8 +29,10 @@ type call struct {
 }
 
 // run makes the call on p through rc.Read or, if write, rc.Write, which
-// call c.fn until it returns true, waiting in the poller in between.
-func (c *call) run(rc syscall.RawConn, write bool, p []byte) (int, syscall.Errno, error) {
+// call c.fn until it returns true, waiting in the poller in between. The
+// error is the RawConn's (a deadline, a closed connection) or the system
+// call's.
+func (c *call) run(rc syscall.RawConn, write bool, p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.buf, c.n, c.errno = p, 0, 0
@@ -41,7 +43,10 @@ func (c *call) run(rc syscall.RawConn, write bool, p []byte) (int, syscall.Errno
 		err = rc.Read(c.fn)
 	}
 	c.buf = nil
-	return c.n, c.errno, err
+	if err == nil && c.errno != 0 {
+		err = c.errno
+	}
+	return c.n, err
 }
 
 // Wrap returns c with raw reads and writes if it is a TCP connection,
@@ -66,10 +71,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, errno, err := c.reads.run(c.rc, false, p)
-	if err == nil && errno != 0 {
-		err = errno
-	}
+	n, err := c.reads.run(c.rc, false, p)
 	if err != nil {
 		return 0, c.opError("read", err)
 	}
@@ -99,10 +101,7 @@ func (c *call) readOnce(fd uintptr) bool {
 // in the poller (with the write deadline) while the socket buffer is
 // full.
 func (c *Conn) Write(p []byte) (int, error) {
-	written, errno, err := c.writes.run(c.rc, true, p)
-	if err == nil && errno != 0 {
-		err = errno
-	}
+	written, err := c.writes.run(c.rc, true, p)
 	if err != nil {
 		return written, c.opError("write", err)
 	}
