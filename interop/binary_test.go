@@ -168,6 +168,16 @@ auth_failure_delay = "0s"
 		}
 		return nil, fmt.Errorf("postoffice serve did not start: %v\nconfig %s\nlog:\n%s", err, config, logs.String())
 	}
+	// The probe's session ends on the server just after its answer to
+	// QUIT: wait until that is logged, so that a test counting the log's
+	// lines from here on counts only its own sessions.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), sessionEnded); {
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("the readiness probe's session was not logged as ended within 10s; log:\n%s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	showLogsOnFailure(t, logs)
 	t.Cleanup(func() {
 		if err := stop(); err != nil {

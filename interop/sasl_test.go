@@ -208,8 +208,8 @@ const (
 // outcome.
 //
 // It waits for the end of a session logged after the last failure, not
-// for any session to end: the launcher's readiness probe on a new server
-// may log its own end after the caller counted what was there before.
+// for any session to end: another session than the client's (another
+// subtest's on a shared server) may end in between.
 func wantFailedLogin(t *testing.T, srv *server, failures int) {
 	t.Helper()
 	waitFor(t, "a failed login to be logged and its session to end", func() bool {
